@@ -1,0 +1,186 @@
+use crate::account::Account;
+use crate::audit::{AuditEvent, AuditKind};
+use crate::error::AuthError;
+use crate::id::SessionId;
+use crate::password::Password;
+use crate::session::{CsrfToken, OpaqueToken, Session, SessionToken, TokenKind};
+use crate::throttle::ThrottleKey;
+use crate::username::Username;
+
+use super::{Auth, ClientInfo, IssuedSession};
+
+impl Auth {
+    /// Password login. Unknown usernames and wrong passwords get one answer, in the same time
+    /// (a dummy hash is verified for unknown names), and both count towards the throttle.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let password = Password::presented(password);
+        // A username that cannot exist is simply an unknown one: same answer, same cost.
+        let username = Username::parse(username).ok();
+        let keys = throttle_keys(username.as_ref(), client);
+        self.check_throttle(&keys, username.as_ref(), client).await?;
+
+        let account = match &username {
+            Some(u) => self.store.account_by_username(u).await?,
+            None => None,
+        };
+        let verified = match &account {
+            Some(a) => self.hasher.verify(&password, &a.password_hash).await?,
+            None => self.hasher.verify_dummy(&password).await?,
+        };
+        let account = match account {
+            Some(a) if verified && !a.disabled => a,
+            other => {
+                let reason = match (&other, verified) {
+                    (None, _) => "unknown user",
+                    (Some(_), false) => "wrong password",
+                    (Some(_), true) => "account disabled",
+                };
+                self.record_failure(&keys, username.as_ref(), other.as_ref(), client, reason).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+
+        if let Some(u) = &username {
+            self.store.clear_failures(&ThrottleKey::account(u)).await?;
+        }
+        let issued = self.start_session(account, client).await?;
+        self.audit(
+            AuditEvent::new(self.now(), AuditKind::LoginSucceeded)
+                .user(issued.account.id)
+                .session(issued.session.id)
+                .ip(ip_string(client)),
+        )
+        .await;
+        Ok(issued)
+    }
+
+    async fn check_throttle(
+        &self,
+        keys: &[ThrottleKey],
+        username: Option<&Username>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let now = self.now();
+        let mut wait = None;
+        for key in keys {
+            let failures = self.store.failures(key).await?;
+            wait = wait.max(self.policy.throttle.retry_after(key, failures, now));
+        }
+        match wait {
+            None => Ok(()),
+            Some(retry_after) => {
+                let mut event = AuditEvent::new(now, AuditKind::LoginThrottled).ip(ip_string(client));
+                if let Some(u) = username {
+                    event = event.username(u.as_str());
+                }
+                self.audit(event).await;
+                Err(AuthError::Throttled { retry_after })
+            }
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        keys: &[ThrottleKey],
+        username: Option<&Username>,
+        account: Option<&Account>,
+        client: &ClientInfo,
+        reason: &str,
+    ) -> Result<(), AuthError> {
+        let now = self.now();
+        for key in keys {
+            self.store.record_failure(key, now, self.policy.throttle.forget_after).await?;
+        }
+        let mut event = AuditEvent::new(now, AuditKind::LoginFailed).ip(ip_string(client)).detail(reason);
+        if let Some(u) = username {
+            event = event.username(u.as_str());
+        }
+        if let Some(a) = account {
+            event = event.user(a.id);
+        }
+        self.audit(event).await;
+        Ok(())
+    }
+
+    /// Creates a fresh session (a new id every time: no fixation) and enforces
+    /// `session.max_per_user` by revoking the oldest.
+    pub(super) async fn start_session(
+        &self,
+        account: Account,
+        client: &ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let now = self.now();
+        let id = SessionId::generate();
+        let token = SessionToken(OpaqueToken::generate(TokenKind::Session, account.id, id));
+        let csrf = CsrfToken::generate();
+        let session = Session {
+            id,
+            user_id: account.id,
+            username: account.username.clone(),
+            secret_hash: token.0.secret_hash(),
+            csrf_hash: csrf.hash(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + self.policy.session.absolute_timeout,
+            user_agent: client.user_agent.as_deref().map(truncate_user_agent),
+            ip: ip_string(client),
+        };
+        self.store.insert_session(&session).await?;
+        self.enforce_session_limit(&account, &session).await?;
+        Ok(IssuedSession { account, session, token, csrf })
+    }
+
+    async fn enforce_session_limit(&self, account: &Account, newest: &Session) -> Result<(), AuthError> {
+        let max = self.policy.session.max_per_user as usize;
+        if max == 0 {
+            return Ok(());
+        }
+        let sessions = self.store.sessions_of(&account.id).await?;
+        let excess = sessions.len().saturating_sub(max);
+        for old in sessions.iter().filter(|s| s.id != newest.id).take(excess) {
+            if self.store.delete_session(&account.id, &old.id).await? {
+                self.audit(
+                    AuditEvent::new(self.now(), AuditKind::SessionRevoked)
+                        .user(account.id)
+                        .session(old.id)
+                        .detail("session.max_per_user"),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn throttle_keys(username: Option<&Username>, client: &ClientInfo) -> Vec<ThrottleKey> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(u) = username {
+        keys.push(ThrottleKey::account(u));
+    }
+    if let Some(ip) = client.ip {
+        keys.push(ThrottleKey::ip(ip));
+    }
+    keys
+}
+
+pub(super) fn ip_string(client: &ClientInfo) -> Option<String> {
+    client.ip.map(|ip| ip.to_canonical().to_string())
+}
+
+/// User agents are attacker-chosen; keep enough to recognise a device and no more.
+fn truncate_user_agent(ua: &str) -> String {
+    const MAX: usize = 256;
+    if ua.len() <= MAX {
+        return ua.to_owned();
+    }
+    let mut end = MAX;
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    ua[..end].to_owned()
+}

@@ -1,0 +1,83 @@
+//! The settings the domain decides with. The server builds a [`Policy`] from configuration;
+//! tests build one directly.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::session::Session;
+use crate::throttle::ThrottlePolicy;
+
+/// Where on the sessions–JWT line a deployment stands (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Session,
+    Jwt,
+    Hybrid,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Session => "session",
+            Mode::Jwt => "jwt",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub mode: Mode,
+    /// Whether `POST /v1/accounts` is open to anyone.
+    pub signup: bool,
+    pub session: SessionPolicy,
+    pub throttle: ThrottlePolicy,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Session,
+            signup: true,
+            session: SessionPolicy::default(),
+            throttle: ThrottlePolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    /// A session unused for this long ends (sliding).
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, however busy.
+    pub absolute_timeout: Duration,
+    /// 0 = unlimited; otherwise a login beyond the limit revokes the oldest sessions.
+    pub max_per_user: u32,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self { idle_timeout: Duration::days(7), absolute_timeout: Duration::days(30), max_per_user: 0 }
+    }
+}
+
+impl SessionPolicy {
+    /// How stale the stored `last_seen_at` may get before a request writes it again. Bounds the
+    /// write rate of a busy session to one per interval; the idle timeout can come at most this
+    /// much early, never late.
+    pub fn touch_interval(&self) -> Duration {
+        (self.idle_timeout / 20_i32).clamp(Duration::seconds(1), Duration::seconds(60))
+    }
+
+    /// When `session` ends if unused from now on: the sliding idle end, capped by the absolute end.
+    pub fn idle_expires_at(&self, session: &Session) -> OffsetDateTime {
+        (session.last_seen_at + self.idle_timeout).min(session.expires_at)
+    }
+
+    pub fn is_live(&self, session: &Session, now: OffsetDateTime) -> bool {
+        now < self.idle_expires_at(session)
+    }
+
+    pub fn needs_touch(&self, session: &Session, now: OffsetDateTime) -> bool {
+        now - session.last_seen_at >= self.touch_interval()
+    }
+}

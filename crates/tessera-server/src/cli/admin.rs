@@ -1,0 +1,105 @@
+//! `tessera user …` and `tessera sessions …`: operator commands that work on the store
+//! directly, so they need no running server. A running server in the same data directory
+//! learns of revocations within its cache-sync interval.
+
+use std::io::BufRead as _;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use tessera_core::{SessionId, SystemClock};
+
+use crate::config::Config;
+use crate::startup::open_auth;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account (sign-up need not be open). The password is read from stdin.
+    Add {
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account and revoke all its sessions.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+}
+
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// Revoke every session of a user, or one with --session.
+    Revoke {
+        username: String,
+        #[arg(long)]
+        session: Option<String>,
+    },
+}
+
+pub async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let (auth, store) = open_auth(config, Arc::new(SystemClock)).await?;
+    let result = async {
+        match cmd {
+            UserCommand::Add { username, password_stdin } => {
+                if !password_stdin {
+                    bail!("pass the password on standard input with --password-stdin");
+                }
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).context("cannot read the password")?;
+                let password = line.trim_end_matches(['\r', '\n']).to_owned();
+                let account = auth.create_account(&username, password).await?;
+                println!("{}\t{}", account.id, account.username);
+            }
+            UserCommand::List => {
+                for a in auth.list_accounts().await? {
+                    let state = if a.disabled { "disabled" } else { "active" };
+                    let created = a.created_at.format(&time::format_description::well_known::Rfc3339)?;
+                    println!("{}\t{}\t{}\t{}", a.id, a.username, state, created);
+                }
+            }
+            UserCommand::Disable { username } => {
+                let account = auth.account_by_username(&username).await.context("no such user")?;
+                auth.disable_account(&account.id).await?;
+                println!("disabled {}; its sessions are revoked", account.username);
+            }
+            UserCommand::Enable { username } => {
+                let account = auth.account_by_username(&username).await.context("no such user")?;
+                auth.enable_account(&account.id).await?;
+                println!("enabled {}", account.username);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+pub async fn sessions(config: &Config, cmd: SessionsCommand) -> anyhow::Result<()> {
+    let (auth, store) = open_auth(config, Arc::new(SystemClock)).await?;
+    let result = async {
+        match cmd {
+            SessionsCommand::Revoke { username, session } => {
+                let account = auth.account_by_username(&username).await.context("no such user")?;
+                match session {
+                    Some(id) => {
+                        let id = SessionId::parse(&id).context("not a session id")?;
+                        auth.revoke_session(&account.id, &id).await.context("no such session")?;
+                        println!("revoked session {id}");
+                    }
+                    None => {
+                        let n = auth.revoke_all_sessions(&account.id, "cli").await?;
+                        println!("revoked {n} session(s) of {}", account.username);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}

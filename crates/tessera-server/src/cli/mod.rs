@@ -1,0 +1,99 @@
+//! The `tessera` command.
+
+mod admin;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tessera_core::SystemClock;
+
+use crate::config::Config;
+use crate::startup::Application;
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "A login and session server: sessions, JWTs and every hybrid between")]
+pub struct Cli {
+    /// Configuration file (default: ./tessera.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Create the store and apply migrations, then exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage sessions.
+    #[command(subcommand)]
+    Sessions(admin::SessionsCommand),
+}
+
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(addr) = listen {
+                config.server.listen = addr;
+            }
+            serve(config).await
+        }
+        Command::Migrate => {
+            let (_, store) = crate::startup::open_auth(&config, Arc::new(SystemClock)).await?;
+            println!("migrations applied: {}", store.db_path().display());
+            store.close().await;
+            Ok(())
+        }
+        Command::User(cmd) => admin::user(&config, cmd).await,
+        Command::Sessions(cmd) => admin::sessions(&config, cmd).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config, Arc::new(SystemClock)).await?;
+    println!("tessera {} listening on http://{}", env!("CARGO_PKG_VERSION"), app.local_addr());
+    println!("  mode:  {}", app.mode().as_str());
+    println!("  store: sqlite at {}", app.db_path().display());
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM: stop accepting, let in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

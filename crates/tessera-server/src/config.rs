@@ -1,0 +1,356 @@
+//! Typed settings: `tessera.toml` (when present), then `TESSERA_<SECTION>__<KEY>` environment
+//! overrides. Every section rejects unknown keys and every value is checked at start-up, so a
+//! typo is an error naming the key instead of a silently ignored setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::duration::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub jwt: JwtConfig,
+    pub refresh: RefreshConfig,
+    pub revocation: RevocationConfig,
+    pub session: SessionConfig,
+    pub cookie: CookieConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers are believed (addresses or CIDR
+    /// blocks). Empty by default: the client IP is the socket's peer, so a client cannot
+    /// spoof its way around the per-IP throttle.
+    pub trusted_proxies: Vec<String>,
+    /// The whole request, body included, must arrive and be answered within this.
+    pub request_timeout: Duration,
+    /// The request line and headers must arrive within this (slow-loris defence).
+    pub header_timeout: Duration,
+    /// Password hashes computed at once; 0 = one per core.
+    pub hash_concurrency: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: Vec::new(),
+            request_timeout: Duration::secs(30),
+            header_timeout: Duration::secs(10),
+            hash_concurrency: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub postgres_url: String,
+    pub redis_url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("./tessera-data"), postgres_url: String::new(), redis_url: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeSetting {
+    Session,
+    Jwt,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Cookie,
+    Bearer,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Cookie => "cookie",
+            Transport::Bearer => "bearer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub mode: ModeSetting,
+    /// The first is the default; clients pick another with `Tessera-Transport`.
+    pub transports: Vec<Transport>,
+    pub signup: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        // The SPEC's default is `hybrid`; until the JWT modes exist the default is the one mode
+        // that works, so a bare `tessera serve` starts.
+        Self { mode: ModeSetting::Session, transports: vec![Transport::Cookie, Transport::Bearer], signup: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlg {
+    EdDSA,
+    ES256,
+    RS256,
+    HS256,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    pub alg: JwtAlg,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub leeway: Duration,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            alg: JwtAlg::EdDSA,
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "tessera".into(),
+            access_ttl: Duration::secs(300),
+            leeway: Duration::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshConfig {
+    pub enabled: bool,
+    pub ttl: Duration,
+    pub reuse_grace: Duration,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self { enabled: true, ttl: Duration::days(30), reuse_grace: Duration::secs(10) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationCheck {
+    None,
+    Denylist,
+    Allowlist,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationConfig {
+    pub check: Option<RevocationCheck>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub max_per_user: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { idle_timeout: Duration::days(7), absolute_timeout: Duration::days(30), max_per_user: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SameSite {
+    Lax,
+    Strict,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieConfig {
+    pub secure: bool,
+    pub same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self { secure: true, same_site: SameSite::Lax }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Empty disables the admin endpoints. Never logged.
+    pub api_key: String,
+}
+
+impl Config {
+    /// Reads `file` (or `./tessera.toml` when it exists) and the `TESSERA_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let default_file = Path::new("tessera.toml");
+        let mut figment = Figment::new();
+        match file {
+            Some(f) => figment = figment.merge(Toml::file_exact(f)),
+            None if default_file.exists() => figment = figment.merge(Toml::file_exact(default_file)),
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("TESSERA_").split("__"));
+        Self::extract(figment)
+    }
+
+    /// Parses TOML text alone (no file, no environment); for tests and tools.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::extract(Figment::new().merge(Toml::string(text)))
+    }
+
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.transports.is_empty() {
+            return Err(invalid("auth.transports", "name at least one of \"cookie\", \"bearer\""));
+        }
+        if self.auth.transports.len() == 2 && self.auth.transports[0] == self.auth.transports[1] {
+            return Err(invalid("auth.transports", "a transport is listed twice"));
+        }
+        if self.auth.mode != ModeSetting::Session {
+            return Err(invalid(
+                "auth.mode",
+                "only \"session\" is available in this version; \"jwt\" and \"hybrid\" are not implemented yet",
+            ));
+        }
+        if !self.store.postgres_url.is_empty() || !self.store.redis_url.is_empty() {
+            return Err(invalid(
+                "store.postgres_url",
+                "the PostgreSQL + Redis backend is not implemented yet; leave postgres_url and redis_url empty",
+            ));
+        }
+        positive("session.idle_timeout", self.session.idle_timeout)?;
+        positive("session.absolute_timeout", self.session.absolute_timeout)?;
+        positive("jwt.access_ttl", self.jwt.access_ttl)?;
+        positive("refresh.ttl", self.refresh.ttl)?;
+        positive("server.request_timeout", self.server.request_timeout)?;
+        positive("server.header_timeout", self.server.header_timeout)?;
+        if self.jwt.leeway.as_std() > std::time::Duration::from_secs(60) {
+            return Err(invalid("jwt.leeway", "at most 60s"));
+        }
+        self.trusted_proxies()?;
+        Ok(())
+    }
+
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| invalid("server.trusted_proxies", format!("{s:?} is not an IP address or CIDR block")))
+            })
+            .collect()
+    }
+}
+
+fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.as_std().is_zero() { Err(invalid(key, "must be more than 0s")) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_example_file_parses() {
+        let text = r#"
+            [server]
+            listen = "127.0.0.1:8080"
+            [store]
+            data_dir = "./tessera-data"
+            postgres_url = ""
+            redis_url = ""
+            [auth]
+            mode = "session"
+            transports = ["cookie", "bearer"]
+            signup = true
+            [jwt]
+            alg = "EdDSA"
+            issuer = "http://127.0.0.1:8080"
+            audience = "tessera"
+            access_ttl = "5m"
+            leeway = "30s"
+            [refresh]
+            enabled = true
+            ttl = "30d"
+            reuse_grace = "10s"
+            [revocation]
+            check = "denylist"
+            [session]
+            idle_timeout = "7d"
+            absolute_timeout = "30d"
+            max_per_user = 0
+            [cookie]
+            secure = true
+            same_site = "Lax"
+            [admin]
+            api_key = ""
+        "#;
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.session.idle_timeout, Duration::days(7));
+        assert_eq!(c.jwt.access_ttl, Duration::secs(300));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let e = Config::from_toml("[auth]\nmoed = \"session\"").unwrap_err().to_string();
+        assert!(e.contains("moed"), "{e}");
+        let e = Config::from_toml("[nonsense]\nx = 1").unwrap_err().to_string();
+        assert!(e.contains("nonsense"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_key() {
+        let e = Config::from_toml("[session]\nidle_timeout = \"soon\"").unwrap_err().to_string();
+        assert!(e.contains("idle_timeout"), "{e}");
+        let e = Config::from_toml("[jwt]\nleeway = \"2m\"").unwrap_err().to_string();
+        assert!(e.contains("jwt.leeway"), "{e}");
+        let e = Config::from_toml("[server]\ntrusted_proxies = [\"nope\"]").unwrap_err().to_string();
+        assert!(e.contains("trusted_proxies"), "{e}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Extractors: credentials, client identity, JSON bodies. Handlers never read an
+//! `Authorization` header or a cookie themselves.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName};
+use serde::de::DeserializeOwned;
+use tessera_core::{AuthError, Authenticated, ClientInfo, SessionToken};
+
+use super::cookies;
+use super::problem::ApiError;
+use super::state::AppState;
+use crate::config::Transport;
+
+pub static CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
+pub static TRANSPORT_HEADER: HeaderName = HeaderName::from_static("tessera-transport");
+
+/// An authenticated caller, and how the credential arrived.
+pub struct Caller {
+    pub auth: Authenticated,
+    pub transport: Transport,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (raw, transport) = presented_credential(&parts.headers, state)?;
+        let token = SessionToken::parse(raw).ok_or_else(ApiError::invalid_token)?;
+        let auth = state.auth.authenticate(&token).await?;
+        // Browsers attach cookies to cross-site requests; only our own page can read the CSRF
+        // token and echo it. Bearer tokens are never sent automatically, so they need none.
+        if transport == Transport::Cookie && !parts.method.is_safe() {
+            let presented = parts.headers.get(&CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if !presented.is_some_and(|v| auth.session.csrf_matches(v)) {
+                return Err(AuthError::CsrfRejected.into());
+            }
+        }
+        Ok(Caller { auth, transport })
+    }
+}
+
+/// The raw credential and its transport. A token is only ever taken from the
+/// `Authorization` header or the session cookie — never from the URL, where it would end up
+/// in logs, history and `Referer` headers.
+fn presented_credential<'h>(headers: &'h HeaderMap, state: &AppState) -> Result<(&'h str, Transport), ApiError> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        if !state.transports.contains(&Transport::Bearer) {
+            return Err(ApiError::invalid_token());
+        }
+        let token = value.to_str().ok().and_then(bearer_token).ok_or_else(ApiError::invalid_token)?;
+        return Ok((token, Transport::Bearer));
+    }
+    if state.transports.contains(&Transport::Cookie)
+        && let Some(token) = cookies::find(headers, state.cookies.session_name())
+    {
+        return Ok((token, Transport::Cookie));
+    }
+    Err(ApiError::unauthenticated())
+}
+
+/// `Bearer <token>`, the scheme matched case-insensitively (RFC 7235 §2.1).
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// Who is calling: the client IP (see [`client_ip`]) and User-Agent.
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let ip = peer.map(|p| client_ip(p, &parts.headers, &state.trusted_proxies));
+        let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
+/// the forwarding headers are walked from the right (the entries our proxies appended) to the
+/// first address that is not itself a trusted proxy. Entries further left were written by
+/// the client and could say anything.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&ip.to_canonical()));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut chain = forwarded_chain(headers);
+    chain.reverse();
+    chain.into_iter().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
+/// Addresses from `Forwarded: for=…` (RFC 7239) or else `X-Forwarded-For`, left to right.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<IpAddr> {
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("forwarded")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|part| {
+            let (k, v) = part.trim().split_once('=')?;
+            k.eq_ignore_ascii_case("for").then(|| parse_node(v))?
+        })
+        .collect();
+    if !forwarded.is_empty() {
+        return forwarded;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(parse_node)
+        .collect()
+}
+
+/// `192.0.2.1`, `"[2001:db8::1]:4711"`, `192.0.2.1:80` → the address.
+fn parse_node(raw: &str) -> Option<IpAddr> {
+    let s = raw.trim().trim_matches('"');
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    s.parse::<SocketAddr>().ok().map(|sa| sa.ip())
+}
+
+/// The transport a client asks for with `Tessera-Transport`, or the configured default.
+pub struct Requested(pub Transport);
+
+impl FromRequestParts<AppState> for Requested {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(&TRANSPORT_HEADER) else {
+            return Ok(Requested(state.transports[0]));
+        };
+        let wanted = match value.to_str().map(str::trim) {
+            Ok(v) if v.eq_ignore_ascii_case("cookie") => Transport::Cookie,
+            Ok(v) if v.eq_ignore_ascii_case("bearer") => Transport::Bearer,
+            _ => return Err(ApiError::bad_request("Tessera-Transport must be \"cookie\" or \"bearer\"")),
+        };
+        if !state.transports.contains(&wanted) {
+            return Err(ApiError::bad_request(format!(
+                "transport {:?} is not enabled on this server",
+                wanted.as_str()
+            )));
+        }
+        Ok(Requested(wanted))
+    }
+}
+
+/// `axum::Json`, with every rejection turned into a problem+json answer.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| ApiJson(v))
+            .map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarding_headers_are_ignored_from_untrusted_peers() {
+        let peer: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(client_ip(peer, &xff("203.0.113.1"), &[]), peer);
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_walked_from_the_right() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        // The client claims to be 1.1.1.1; our proxy 10.0.0.2 saw 203.0.113.9.
+        let h = xff("1.1.1.1, 203.0.113.9, 10.0.0.2");
+        assert_eq!(client_ip(peer, &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn rfc7239_forwarded_is_understood() {
+        let trusted = vec!["127.0.0.1/32".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", HeaderValue::from_static("for=\"[2001:db8::1]:4711\";proto=https"));
+        let ip = client_ip("127.0.0.1".parse().unwrap(), &h, &trusted);
+        assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Basic abc"), None);
+    }
+}

@@ -1,0 +1,67 @@
+//! The HTTP layer: routes, extractors, cookies, problem+json, and the limits every request
+//! passes through (body size, header size, time).
+
+pub mod cookies;
+pub mod extract;
+pub mod problem;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use problem::ApiError;
+use state::AppState;
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    use routes::*;
+    Router::new()
+        .route("/v1/accounts", post(accounts::sign_up))
+        .route("/v1/login", post(login::login))
+        .route("/v1/me", get(sessions::me))
+        .route("/v1/logout", post(sessions::logout))
+        .route("/v1/logout-all", post(sessions::logout_all))
+        .route("/v1/sessions", get(sessions::list))
+        .route("/v1/sessions/{id}", delete(sessions::revoke))
+        .route("/v1/password", post(password::change))
+        .route("/v1/admin/users/{id}/revoke-sessions", post(admin::revoke_sessions))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::not_found("no such path") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(move |req, next| within(request_timeout, req, next)))
+        .layer(middleware::from_fn(limit_header_size))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+}
+
+/// The whole exchange, reading the body included, must finish in time: a client that
+/// trickles its body cannot hold a connection and a task forever.
+async fn within(limit: Duration, req: Request, next: Next) -> Response {
+    tokio::time::timeout(limit, next.run(req)).await.unwrap_or_else(|_| ApiError::request_timeout().into_response())
+}
+
+/// Headers are bounded by hyper's read buffer too; this answers a clear 431 below that.
+async fn limit_header_size(req: Request, next: Next) -> Response {
+    let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if size > MAX_HEADER_BYTES {
+        return ApiError::headers_too_large().into_response();
+    }
+    next.run(req).await
+}

@@ -1,0 +1,24 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use tessera_core::account::UserView;
+
+use crate::http::extract::ApiJson;
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
+
+#[derive(Deserialize)]
+pub struct SignUp {
+    username: String,
+    password: String,
+}
+
+/// `POST /v1/accounts`
+pub async fn sign_up(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignUp>,
+) -> Result<impl IntoResponse, ApiError> {
+    let account = state.auth.sign_up(&body.username, body.password).await?;
+    Ok((StatusCode::CREATED, axum::Json(UserView::from(&account))))
+}

@@ -1,0 +1,42 @@
+use axum::extract::FromRequestParts;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use tessera_core::UserId;
+use tessera_core::secret::TokenHash;
+
+use crate::http::extract::bearer_token;
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
+
+/// Proof that the request carries the configured admin key.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // With no key configured the admin API does not exist.
+        let expected = state.admin_key.as_ref().ok_or_else(|| ApiError::not_found("no such resource"))?;
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .ok_or_else(ApiError::unauthenticated)?;
+        // Hash both sides so the comparison is constant-time and length-independent.
+        if TokenHash::of(presented.as_bytes()).ct_eq(expected) { Ok(Admin) } else { Err(ApiError::invalid_token()) }
+    }
+}
+
+/// `POST /v1/admin/users/{id}/revoke-sessions`
+pub async fn revoke_sessions(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = UserId::parse(&id).ok_or_else(|| ApiError::not_found("no such user"))?;
+    state.auth.admin_revoke_sessions(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,37 @@
+//! What every handler can reach.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tessera_core::Auth;
+use tessera_core::secret::TokenHash;
+
+use super::cookies::CookiePolicy;
+use crate::config::Transport;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub auth: Auth,
+    pub cookies: CookiePolicy,
+    /// Enabled transports; the first is the default.
+    pub transports: Vec<Transport>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// SHA-256 of the admin API key; `None` disables the admin endpoints.
+    pub admin_key: Option<TokenHash>,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
