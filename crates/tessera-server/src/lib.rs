@@ -2,6 +2,7 @@
 //! Security decisions live in `tessera-core`; this crate parses, calls and answers.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod duration;

@@ -37,6 +37,15 @@ enum Command {
     /// Manage sessions.
     #[command(subcommand)]
     Sessions(admin::SessionsCommand),
+    /// Measure this machine: GET /v1/me per mode against a bare handler, and bytes per session.
+    Bench {
+        /// Seconds of measurement per server.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
 }
 
 pub fn init_logging() {
@@ -62,6 +71,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Sessions(cmd) => admin::sessions(&config, cmd).await,
+        Command::Bench { seconds, connections } => {
+            let options = crate::bench::BenchOptions {
+                duration: std::time::Duration::from_secs(seconds),
+                connections,
+                ..Default::default()
+            };
+            crate::bench::run(options).await
+        }
     }
 }
 

@@ -1,0 +1,310 @@
+//! `tessera bench`: measures this machine. Each server under test runs on a one-worker
+//! runtime on its own thread and the load generator on another, so on a two-core machine the
+//! server has one core and the load the other. Every figure is measured in the same run as
+//! the bare axum handler it is compared with, so the ratio is meaningful where the absolute
+//! numbers are not.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use tessera_core::secret::TokenHash;
+use tessera_core::store::{AccountStore as _, SessionStore as _};
+use tessera_core::{Account, PasswordHash, Session, SessionId, SystemClock, UserId, Username};
+use tessera_store::SqliteStore;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::startup::Application;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub connections: usize,
+    /// Sessions written to measure bytes stored per session.
+    pub sessions: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self { duration: Duration::from_secs(5), warmup: Duration::from_secs(1), connections: 32, sessions: 5_000 }
+    }
+}
+
+pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    println!(
+        "tessera bench: {} connections, {:?} per run after {:?} warm-up",
+        options.connections, options.duration, options.warmup
+    );
+
+    let mut config = Config::default();
+    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.store.data_dir = dir.path().join("session");
+    let tessera = ServerThread::start(move || async move {
+        let app = Application::build(config, Arc::new(SystemClock)).await?;
+        Ok((app.local_addr(), move |stop| app.run_until_stopped(stop)))
+    })?;
+    let (token, me_body) = login(tessera.addr).await?;
+    let bare = ServerThread::start(move || async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let body = Bytes::from(me_body);
+        let router = axum::Router::new()
+            .route("/v1/me", get(move || std::future::ready(([(CONTENT_TYPE, "application/json")], body.clone()))));
+        Ok((addr, move |stop| async move { Ok(axum::serve(listener, router).with_graceful_shutdown(stop).await?) }))
+    })?;
+
+    let request = format!("GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let bare_rps = load(bare.addr, &request, &options)?;
+    let session_rps = load(tessera.addr, &request, &options)?;
+    bare.stop()?;
+    tessera.stop()?;
+
+    println!();
+    println!("{:<38} {:>12} {:>10}", "GET /v1/me", "requests/s", "vs bare");
+    println!("{:<38} {:>12.0} {:>9.0}%", "bare axum handler (no auth)", bare_rps, 100.0);
+    println!("{:<38} {:>12.0} {:>9.0}%", "session mode, embedded SQLite", session_rps, 100.0 * session_rps / bare_rps);
+
+    let bytes = bytes_per_session(&dir.path().join("size"), options.sessions).await?;
+    println!();
+    println!("stored bytes per session (SQLite file growth over {} sessions): {:.0}", options.sessions, bytes);
+    Ok(())
+}
+
+/// Creates an account and a bearer session through the API; returns the token and the
+/// `/v1/me` body, which the bare handler then serves verbatim.
+async fn login(addr: SocketAddr) -> anyhow::Result<(String, String)> {
+    let creds = r#"{"username":"bench","password":"bench password"}"#;
+    let (status, _) = http(addr, "POST", "/v1/accounts", &[("content-type", "application/json")], creds).await?;
+    if status != 201 {
+        bail!("sign-up answered {status}");
+    }
+    let headers = [("content-type", "application/json"), ("tessera-transport", "bearer")];
+    let (status, body) = http(addr, "POST", "/v1/login", &headers, creds).await?;
+    if status != 200 {
+        bail!("login answered {status}");
+    }
+    let answer: serde_json::Value = serde_json::from_str(&body)?;
+    let token = answer["session_token"].as_str().context("no session_token")?.to_owned();
+    let auth = format!("Bearer {token}");
+    let (status, me) = http(addr, "GET", "/v1/me", &[("authorization", &auth)], "").await?;
+    if status != 200 {
+        bail!("/v1/me answered {status}");
+    }
+    Ok((token, me))
+}
+
+/// One request on a fresh connection, for set-up only.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let mut parsed_headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut parsed_headers);
+    let head = match response.parse(&raw)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => bail!("incomplete response"),
+    };
+    Ok((response.code.unwrap_or(0), String::from_utf8_lossy(&raw[head..]).into_owned()))
+}
+
+/// Drives `connections` keep-alive connections, each sending `request` and reading the whole
+/// answer before the next, on a one-thread runtime of its own. Returns responses per second.
+fn load(addr: SocketAddr, request: &str, options: &BenchOptions) -> anyhow::Result<f64> {
+    let request: Arc<[u8]> = Arc::from(request.as_bytes());
+    let options = options.clone();
+    std::thread::spawn(move || -> anyhow::Result<f64> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let counting = Arc::new(AtomicBool::new(false));
+            let stop = Arc::new(AtomicBool::new(false));
+            let done = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..options.connections {
+                let (request, counting, stop, done) = (request.clone(), counting.clone(), stop.clone(), done.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut stream = TcpStream::connect(addr).await?;
+                    stream.set_nodelay(true)?;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while !stop.load(Ordering::Relaxed) {
+                        stream.write_all(&request).await?;
+                        let status = read_response(&mut stream, &mut buf).await?;
+                        if status != 200 {
+                            bail!("answered {status} under load");
+                        }
+                        if counting.load(Ordering::Relaxed) {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    anyhow::Ok(())
+                }));
+            }
+            tokio::time::sleep(options.warmup).await;
+            counting.store(true, Ordering::Relaxed);
+            let start = Instant::now();
+            tokio::time::sleep(options.duration).await;
+            let count = done.load(Ordering::Relaxed);
+            let elapsed = start.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            for t in tasks {
+                t.await??;
+            }
+            Ok(count as f64 / elapsed.as_secs_f64())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("load generator panicked"))?
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body; returns its status.
+async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> anyhow::Result<u16> {
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        filled += n;
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head) = response.parse(&buf[..filled])? {
+            let length = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok())
+                .unwrap_or(0);
+            let status = response.code.unwrap_or(0);
+            while filled < head + length {
+                let n = stream.read(&mut buf[filled..]).await?;
+                if n == 0 {
+                    bail!("connection closed mid-body");
+                }
+                filled += n;
+            }
+            return Ok(status);
+        }
+        if filled == buf.len() {
+            bail!("response headers too large");
+        }
+    }
+}
+
+/// SQLite file growth per session: the file after `n` sessions less the file with none, both
+/// measured after closing the store (which checkpoints the WAL into the file).
+async fn bytes_per_session(dir: &Path, n: usize) -> anyhow::Result<f64> {
+    let store = SqliteStore::open(dir).await?;
+    let user = Account {
+        id: UserId::generate(),
+        username: Username::parse("sizer").map_err(|e| anyhow::anyhow!("{e}"))?,
+        password_hash: PasswordHash::from_stored(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+        ),
+        created_at: time::OffsetDateTime::now_utc(),
+        disabled: false,
+    };
+    store.insert_account(&user).await?;
+    store.close().await;
+    let before = dir_size(dir)?;
+    let store = SqliteStore::open(dir).await?;
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
+    for _ in 0..n {
+        // A typical browser session: a real user agent and an IPv4 address.
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: user.id,
+            username: user.username.clone(),
+            secret_hash: TokenHash::of(&tessera_core::secret::random_bytes::<32>()),
+            csrf_hash: TokenHash::of(&tessera_core::secret::random_bytes::<32>()),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + time::Duration::days(30),
+            user_agent: Some(
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+                    .into(),
+            ),
+            ip: Some("203.0.113.42".into()),
+        };
+        store.insert_session(&session).await?;
+    }
+    store.close().await;
+    let after = dir_size(dir)?;
+    Ok((after.saturating_sub(before)) as f64 / n as f64)
+}
+
+fn dir_size(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
+}
+
+/// A server on a one-worker runtime on its own OS thread.
+struct ServerThread {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl ServerThread {
+    fn start<B, BF, R, RF>(build: B) -> anyhow::Result<Self>
+    where
+        B: FnOnce() -> BF + Send + 'static,
+        BF: Future<Output = anyhow::Result<(SocketAddr, R)>>,
+        R: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> RF,
+        RF: Future<Output = anyhow::Result<()>>,
+    {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let (addr, run) = match build().await {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e.to_string()));
+                        return Err(e);
+                    }
+                };
+                let _ = addr_tx.send(Ok(addr));
+                run(Box::pin(async move {
+                    let _ = stop_rx.await;
+                }))
+                .await
+            })
+        });
+        let addr = addr_rx.recv().context("server thread died")?.map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Self { addr, stop, thread })
+    }
+
+    fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.thread.join().map_err(|_| anyhow::anyhow!("server thread panicked"))?
+    }
+}
