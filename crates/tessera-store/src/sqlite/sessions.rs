@@ -1,0 +1,165 @@
+//! [`SessionStore`] on SQLite. Lookups by id are served from the session cache when they can
+//! be (see `cache.rs`); everything else goes to the database.
+
+use async_trait::async_trait;
+use tessera_core::clock::{from_unix, to_unix};
+use tessera_core::id::{SessionId, UserId};
+use tessera_core::session::Session;
+use tessera_core::store::{SessionStore, StoreError};
+use tessera_core::username::Username;
+use time::OffsetDateTime;
+
+use super::cache::Revocation;
+use super::{SqliteStore, db_err, session_id, token_hash, user_id};
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Vec<u8>,
+    user_id: Vec<u8>,
+    username: String,
+    secret_hash: Vec<u8>,
+    csrf_hash: Vec<u8>,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl SessionRow {
+    fn into_session(self) -> Result<Session, StoreError> {
+        Ok(Session {
+            id: session_id(&self.id)?,
+            user_id: user_id(&self.user_id)?,
+            username: Username::from_stored(self.username),
+            secret_hash: token_hash(&self.secret_hash)?,
+            csrf_hash: token_hash(&self.csrf_hash)?,
+            created_at: from_unix(self.created_at),
+            last_seen_at: from_unix(self.last_seen_at),
+            expires_at: from_unix(self.expires_at),
+            user_agent: self.user_agent,
+            ip: self.ip,
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        // Read before the write, for the same reason a lookup does: a concurrent
+        // `delete_sessions_of` may remove this row and evict before we get to cache it.
+        let generation = self.cache().generation();
+        sqlx::query(
+            "INSERT INTO sessions \
+             (id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(session.id.as_bytes().as_slice())
+        .bind(session.user_id.as_bytes().as_slice())
+        .bind(session.username.as_str())
+        .bind(session.secret_hash.as_bytes().as_slice())
+        .bind(session.csrf_hash.as_bytes().as_slice())
+        .bind(to_unix(session.created_at))
+        .bind(to_unix(session.last_seen_at))
+        .bind(to_unix(session.expires_at))
+        .bind(session.user_agent.as_deref())
+        .bind(session.ip.as_deref())
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        self.cache().insert_if_current(generation, session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        if let Some(hit) = self.cache().get(user, id) {
+            return Ok(Some(hit));
+        }
+        let generation = self.cache().generation();
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip \
+             FROM sessions WHERE id = ?1 AND user_id = ?2",
+        )
+        .bind(id.as_bytes().as_slice())
+        .bind(user.as_bytes().as_slice())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        // A miss is not cached: the session may be created a moment later.
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session = row.into_session()?;
+        self.cache().insert_if_current(generation, session.clone());
+        Ok(Some(session))
+    }
+
+    async fn touch_session(&self, user: &UserId, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
+        // MAX: of two concurrent touches, the older one landing last must not move time back.
+        sqlx::query("UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?3) WHERE id = ?1 AND user_id = ?2")
+            .bind(id.as_bytes().as_slice())
+            .bind(user.as_bytes().as_slice())
+            .bind(to_unix(at))
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        // A read-through racing this touch may still cache the older `last_seen_at`. That is
+        // harmless: the session then looks due for a touch, and the next request touches again.
+        self.cache().touch(user, id, at);
+        Ok(())
+    }
+
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            "SELECT id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip \
+             FROM sessions WHERE user_id = ?1 ORDER BY created_at, id",
+        )
+        .bind(user.as_bytes().as_slice())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter().map(SessionRow::into_session).collect()
+    }
+
+    // Deletions log themselves in `session_revocations` through a trigger, inside the same
+    // statement, for other processes' caches. This process evicts once the delete has
+    // committed, so a lookup that misses afterwards cannot find the row again.
+
+    async fn delete_session(&self, user: &UserId, id: &SessionId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2")
+            .bind(id.as_bytes().as_slice())
+            .bind(user.as_bytes().as_slice())
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if deleted > 0 {
+            self.cache().evict(&[Revocation::Session(*id)]);
+        }
+        Ok(deleted > 0)
+    }
+
+    async fn delete_sessions_of(&self, user: &UserId, keep: Option<&SessionId>) -> Result<Vec<SessionId>, StoreError> {
+        // An explicit transaction so the commit has certainly happened before the eviction
+        // (an implicit one may end later than the last row of a RETURNING statement).
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = ?1 AND id IS NOT ?2 RETURNING id")
+                .bind(user.as_bytes().as_slice())
+                .bind(keep.map(|k| k.as_bytes().as_slice()))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let ids: Result<Vec<SessionId>, StoreError> = rows.iter().map(|id| session_id(id)).collect();
+        // An unreadable id was still deleted: evict the whole user rather than miss it.
+        let revocations: Vec<Revocation> = match &ids {
+            Ok(ids) => ids.iter().map(|id| Revocation::Session(*id)).collect(),
+            Err(_) => vec![Revocation::AllOf(*user)],
+        };
+        if !revocations.is_empty() {
+            self.cache().evict(&revocations);
+        }
+        ids
+    }
+}
