@@ -81,3 +81,51 @@ impl SessionPolicy {
         now - session.last_seen_at >= self.touch_interval()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{SessionId, UserId};
+    use crate::secret::TokenHash;
+    use crate::username::Username;
+
+    fn session_at(created: OffsetDateTime, absolute: Duration) -> Session {
+        Session {
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
+            username: Username::parse("alice").unwrap(),
+            secret_hash: TokenHash::of(b"s"),
+            csrf_hash: TokenHash::of(b"c"),
+            created_at: created,
+            last_seen_at: created,
+            expires_at: created + absolute,
+            user_agent: None,
+            ip: None,
+        }
+    }
+
+    #[test]
+    fn idle_end_slides_with_use_but_never_passes_the_absolute_end() {
+        let p =
+            SessionPolicy { idle_timeout: Duration::hours(1), absolute_timeout: Duration::hours(3), max_per_user: 0 };
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut s = session_at(t0, p.absolute_timeout);
+        assert!(p.is_live(&s, t0 + Duration::minutes(59)));
+        assert!(!p.is_live(&s, t0 + Duration::hours(1)));
+        s.last_seen_at = t0 + Duration::minutes(150);
+        assert_eq!(p.idle_expires_at(&s), s.expires_at);
+        assert!(!p.is_live(&s, t0 + Duration::hours(3)));
+    }
+
+    #[test]
+    fn last_seen_is_written_at_a_bounded_rate() {
+        let p = SessionPolicy::default();
+        assert_eq!(p.touch_interval(), Duration::seconds(60));
+        let short = SessionPolicy { idle_timeout: Duration::seconds(10), ..SessionPolicy::default() };
+        assert_eq!(short.touch_interval(), Duration::seconds(1));
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let s = session_at(t0, p.absolute_timeout);
+        assert!(!p.needs_touch(&s, t0 + Duration::seconds(59)));
+        assert!(p.needs_touch(&s, t0 + Duration::seconds(60)));
+    }
+}

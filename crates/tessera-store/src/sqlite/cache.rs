@@ -42,6 +42,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub(super) const MAX_STALENESS: Duration = Duration::from_secs(2);
 /// Revocation log rows older than this (SQLite's clock) are deleted, every `PRUNE_EVERY`.
 const PRUNE_AFTER_SECS: i64 = 600;
+/// Throttle counters idle this long are deleted (the policy forgets them after an hour).
+const THROTTLE_PRUNE_AFTER_SECS: i64 = 7 * 86_400;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const POLL_BATCH: i64 = 1000;
 
@@ -270,6 +272,13 @@ fn parse(rows: &[LogRow]) -> Result<Vec<Revocation>, StoreError> {
 async fn prune(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM session_revocations WHERE at < unixepoch() - ?1")
         .bind(PRUNE_AFTER_SECS)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    // Every username or address ever tried leaves a throttle row; one idle far longer than any
+    // sensible `forget_after` counts for nothing and would only grow the file.
+    sqlx::query("DELETE FROM throttle WHERE last_at < unixepoch() - ?1")
+        .bind(THROTTLE_PRUNE_AFTER_SECS)
         .execute(pool)
         .await
         .map_err(db_err)?;
