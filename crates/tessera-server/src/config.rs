@@ -45,6 +45,8 @@ pub struct ServerConfig {
     /// blocks). Empty by default: the client IP is the socket's peer, so a client cannot
     /// spoof its way around the per-IP throttle.
     pub trusted_proxies: Vec<String>,
+    /// The one header trusted proxies report the client in: `x-forwarded-for` or `forwarded`.
+    pub proxy_header: ProxyHeader,
     /// The whole request, body included, must arrive and be answered within this.
     pub request_timeout: Duration,
     /// The request line and headers must arrive within this (slow-loris defence).
@@ -58,11 +60,20 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trusted_proxies: Vec::new(),
+            proxy_header: ProxyHeader::XForwardedFor,
             request_timeout: Duration::secs(30),
             header_timeout: Duration::secs(10),
             hash_concurrency: 0,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 #[derive(Debug, Clone, Deserialize)]

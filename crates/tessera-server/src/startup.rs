@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ModeSetting};
 use crate::http::cookies::CookiePolicy;
+use crate::http::extract::TrustedProxies;
 use crate::http::state::{AppState, Shared};
 
 /// How long a login may wait for a free password-hashing slot before answering 503.
@@ -33,7 +34,7 @@ impl Application {
             auth,
             cookies: CookiePolicy::new(&config.cookie),
             transports: config.auth.transports.clone(),
-            trusted_proxies: config.trusted_proxies()?,
+            proxies: TrustedProxies { nets: config.trusted_proxies()?, header: config.server.proxy_header },
             admin_key: (!config.admin.api_key.is_empty()).then(|| TokenHash::of(config.admin.api_key.as_bytes())),
         });
         let listener = TcpListener::bind(config.server.listen)

@@ -13,7 +13,7 @@ use tessera_core::{AuthError, Authenticated, ClientInfo, SessionToken};
 use super::cookies;
 use super::problem::ApiError;
 use super::state::AppState;
-use crate::config::Transport;
+use crate::config::{ProxyHeader, Transport};
 
 pub static CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
 pub static TRANSPORT_HEADER: HeaderName = HeaderName::from_static("tessera-transport");
@@ -47,12 +47,12 @@ impl FromRequestParts<AppState> for Caller {
 /// `Authorization` header or the session cookie — never from the URL, where it would end up
 /// in logs, history and `Referer` headers.
 fn presented_credential<'h>(headers: &'h HeaderMap, state: &AppState) -> Result<(&'h str, Transport), ApiError> {
-    if let Some(value) = headers.get(AUTHORIZATION) {
+    // Only a Bearer header is ours: another scheme (a gateway's Basic auth) is left alone.
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).filter(|v| is_bearer(v)) {
         if !state.transports.contains(&Transport::Bearer) {
             return Err(ApiError::invalid_token());
         }
-        let token = value.to_str().ok().and_then(bearer_token).ok_or_else(ApiError::invalid_token)?;
-        return Ok((token, Transport::Bearer));
+        return bearer_token(value).map(|t| (t, Transport::Bearer)).ok_or_else(ApiError::invalid_token);
     }
     if state.transports.contains(&Transport::Cookie)
         && let Some(token) = cookies::find(headers, state.cookies.session_name())
@@ -60,6 +60,10 @@ fn presented_credential<'h>(headers: &'h HeaderMap, state: &AppState) -> Result<
         return Ok((token, Transport::Cookie));
     }
     Err(ApiError::unauthenticated())
+}
+
+fn is_bearer(value: &str) -> bool {
+    value.len() >= 6 && value[..6].eq_ignore_ascii_case("bearer")
 }
 
 /// `Bearer <token>`, the scheme matched case-insensitively (RFC 7235 §2.1).
@@ -76,48 +80,50 @@ impl FromRequestParts<AppState> for Client {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip = peer.map(|p| client_ip(p, &parts.headers, &state.trusted_proxies));
+        let ip = peer.map(|p| client_ip(p, &parts.headers, &state.proxies));
         let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Ok(Client(ClientInfo { ip, user_agent }))
     }
 }
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
-/// the forwarding headers are walked from the right (the entries our proxies appended) to the
-/// first address that is not itself a trusted proxy. Entries further left were written by
-/// the client and could say anything.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&ip.to_canonical()));
+/// the configured forwarding header is walked from the right (the entries our proxies
+/// appended) to the first address that is not itself a trusted proxy. Entries further left
+/// were written by the client and could say anything. Only one header is ever believed: if
+/// the mere presence of another could switch headers, a client could add it and pick its IP.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxies) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| proxies.nets.iter().any(|net| net.contains(&ip.to_canonical()));
     if !is_trusted(&peer) {
         return peer;
     }
-    let mut chain = forwarded_chain(headers);
+    let mut chain = forwarded_chain(headers, proxies.header);
     chain.reverse();
     chain.into_iter().find(|ip| !is_trusted(ip)).unwrap_or(peer)
 }
 
-/// Addresses from `Forwarded: for=…` (RFC 7239) or else `X-Forwarded-For`, left to right.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<IpAddr> {
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("forwarded")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .filter_map(|part| {
-            let (k, v) = part.trim().split_once('=')?;
-            k.eq_ignore_ascii_case("for").then(|| parse_node(v))?
-        })
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded;
+/// Which proxies to believe, and through which header.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    pub nets: Vec<ipnet::IpNet>,
+    pub header: ProxyHeader,
+}
+
+/// Addresses from the configured header, left to right.
+fn forwarded_chain(headers: &HeaderMap, header: ProxyHeader) -> Vec<IpAddr> {
+    let values = |name| headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+    match header {
+        ProxyHeader::XForwardedFor => {
+            values("x-forwarded-for").into_iter().flat_map(|v| v.split(',')).filter_map(parse_node).collect()
+        }
+        ProxyHeader::Forwarded => values("forwarded")
+            .into_iter()
+            .flat_map(|v| v.split([',', ';']))
+            .filter_map(|part| {
+                let (k, v) = part.trim().split_once('=')?;
+                k.eq_ignore_ascii_case("for").then(|| parse_node(v))?
+            })
+            .collect(),
     }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(parse_node)
-        .collect()
 }
 
 /// `192.0.2.1`, `"[2001:db8::1]:4711"`, `192.0.2.1:80` → the address.
@@ -185,12 +191,12 @@ mod tests {
     #[test]
     fn forwarding_headers_are_ignored_from_untrusted_peers() {
         let peer: IpAddr = "198.51.100.7".parse().unwrap();
-        assert_eq!(client_ip(peer, &xff("203.0.113.1"), &[]), peer);
+        assert_eq!(client_ip(peer, &xff("203.0.113.1"), &TrustedProxies::default()), peer);
     }
 
     #[test]
     fn trusted_proxy_chain_is_walked_from_the_right() {
-        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let trusted = TrustedProxies { nets: vec!["10.0.0.0/8".parse().unwrap()], header: ProxyHeader::XForwardedFor };
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
         // The client claims to be 1.1.1.1; our proxy 10.0.0.2 saw 203.0.113.9.
         let h = xff("1.1.1.1, 203.0.113.9, 10.0.0.2");
@@ -198,12 +204,21 @@ mod tests {
     }
 
     #[test]
-    fn rfc7239_forwarded_is_understood() {
-        let trusted = vec!["127.0.0.1/32".parse().unwrap()];
-        let mut h = HeaderMap::new();
+    fn rfc7239_forwarded_is_understood_when_configured() {
+        let trusted = TrustedProxies { nets: vec!["127.0.0.1/32".parse().unwrap()], header: ProxyHeader::Forwarded };
+        let mut h = xff("203.0.113.5");
         h.insert("forwarded", HeaderValue::from_static("for=\"[2001:db8::1]:4711\";proto=https"));
         let ip = client_ip("127.0.0.1".parse().unwrap(), &h, &trusted);
         assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_client_added_forwarded_header_does_not_displace_x_forwarded_for() {
+        let trusted =
+            TrustedProxies { nets: vec!["127.0.0.1/32".parse().unwrap()], header: ProxyHeader::XForwardedFor };
+        let mut h = xff("203.0.113.7");
+        h.insert("forwarded", HeaderValue::from_static("for=10.66.1.1"));
+        assert_eq!(client_ip("127.0.0.1".parse().unwrap(), &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]

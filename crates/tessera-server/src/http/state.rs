@@ -17,7 +17,7 @@ pub struct Shared {
     pub cookies: CookiePolicy,
     /// Enabled transports; the first is the default.
     pub transports: Vec<Transport>,
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub proxies: super::extract::TrustedProxies,
     /// SHA-256 of the admin API key; `None` disables the admin endpoints.
     pub admin_key: Option<TokenHash>,
 }

@@ -1,5 +1,6 @@
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -32,6 +33,13 @@ pub async fn login(
 /// Hands a new session to the client in the chosen transport: cookies and a CSRF token, or
 /// the token in the body. Shared by login and password change.
 pub fn issue(state: &AppState, issued: &IssuedSession, transport: Transport, status: StatusCode) -> Response {
+    let mut response = issue_inner(state, issued, transport, status);
+    // RFC 6749 §5.1: answers that carry credentials must not be cached anywhere.
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn issue_inner(state: &AppState, issued: &IssuedSession, transport: Transport, status: StatusCode) -> Response {
     let policy = &state.auth.policy().session;
     let session = &issued.session;
     let summary = SessionSummary {

@@ -1,0 +1,372 @@
+//! The `tessera` command: `serve` from an empty directory, configuration errors that name the
+//! key, and the administration commands acting on the data directory of a running server.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{KillOnDrop, PASSWORD, TestApp, bare_tessera, run_cmd, spawn_app, tessera_cmd};
+
+/// How long a command that should finish at once may take before the test calls it hung.
+const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+
+async fn run(cmd: Command) -> Output {
+    run_cmd(cmd, None, COMMAND_LIMIT).await
+}
+
+async fn run_with_stdin(cmd: Command, input: &str) -> Output {
+    run_cmd(cmd, Some(input.to_owned()), COMMAND_LIMIT).await
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} succeeds; status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts a non-zero exit whose stderr names `key` (in any case: an environment override is
+/// reported the way it was spelt, `AUTH.MODE`).
+fn assert_fails_naming(out: &Output, key: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exits non-zero; stderr: {stderr}");
+    assert!(stderr.to_lowercase().contains(key), "stderr names {key:?}: {stderr}");
+}
+
+async fn cli_user_add(app: &TestApp, name: &str) {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    cmd.args(["user", "add", name, "--password-stdin"]);
+    assert_success(&run_with_stdin(cmd, &format!("{PASSWORD}\n")).await, "tessera user add");
+}
+
+/// A `tessera serve` child whose stdout is read line by line on a thread.
+struct Serving {
+    child: KillOnDrop,
+    lines: mpsc::Receiver<String>,
+    printed: String,
+}
+
+impl Serving {
+    fn start(mut cmd: Command) -> Serving {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = KillOnDrop(cmd.spawn().expect("tessera serve starts"));
+        let stdout = child.0.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Serving { child, lines, printed: String::new() }
+    }
+
+    /// Reads stdout until the `listening on http://127.0.0.1:<port>` line; returns the port.
+    fn port(&mut self) -> u16 {
+        let deadline = Instant::now() + COMMAND_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no listening line on stdout ({e}); printed: {}", self.printed));
+            self.printed.push_str(&line);
+            self.printed.push('\n');
+            if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                return digits.parse().expect("a port number");
+            }
+        }
+    }
+
+    /// Sends SIGTERM to this child (by pid) and waits up to 10 s for it to exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.0.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(kill.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.0.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "tessera serve exits within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.printed.push_str(&line);
+            self.printed.push('\n');
+        }
+        status
+    }
+}
+
+/// `GET /healthz` over a plain socket; returns the status line.
+fn healthz_status_line(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn serve_without_config_listens_creates_database_and_stops_on_sigterm() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut serving = Serving::start(cmd);
+    let port = serving.port();
+    assert_ne!(port, 0);
+    assert!(healthz_status_line(port).starts_with("HTTP/1.1 200"), "healthz answers 200");
+    assert!(cwd.path().join("tessera-data").join("tessera.db").is_file(), "./tessera-data/tessera.db exists");
+    let status = serving.terminate();
+    assert!(status.success(), "exit status 0 after SIGTERM: {status:?}");
+    let printed = &serving.printed;
+    assert!(printed.contains("tessera-data"), "stdout shows the data path: {printed}");
+    assert!(["session", "jwt", "hybrid"].iter().any(|m| printed.contains(m)), "stdout shows the mode: {printed}");
+}
+
+#[test]
+fn serve_prints_the_configured_mode() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    std::fs::write(cwd.path().join("tessera.toml"), "[auth]\nmode = \"session\"\n").expect("write config");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut serving = Serving::start(cmd);
+    serving.port();
+    let status = serving.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(serving.printed.contains("session"), "stdout shows the mode: {}", serving.printed);
+}
+
+#[test]
+fn serve_exits_promptly_on_sigterm_with_an_idle_keep_alive_connection() {
+    // Browsers keep idle connections open; a graceful shutdown must not wait on them.
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut serving = Serving::start(cmd);
+    let port = serving.port();
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).expect("an answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let start = Instant::now();
+    let status = serving.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(start.elapsed() < Duration::from_secs(3), "exited after {:?}", start.elapsed());
+    drop(idle);
+}
+
+#[tokio::test]
+async fn serve_with_unknown_config_key_fails_naming_the_key() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    std::fs::write(cwd.path().join("tessera.toml"), "[auth]\nmode = \"session\"\nmoed = \"session\"\n").expect("write");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    assert_fails_naming(&run(cmd).await, "moed");
+}
+
+#[tokio::test]
+async fn serve_with_bad_duration_fails_naming_the_key() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    std::fs::write(cwd.path().join("tessera.toml"), "[auth]\nmode = \"session\"\n[session]\nidle_timeout = \"soon\"\n")
+        .expect("write");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    assert_fails_naming(&run(cmd).await, "idle_timeout");
+}
+
+#[tokio::test]
+async fn serve_with_bad_environment_override_fails_naming_the_key() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("TESSERA_AUTH__MODE", "bogus");
+    assert_fails_naming(&run(cmd).await, "mode");
+}
+
+#[tokio::test]
+async fn serve_with_missing_config_file_fails() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config", "does-not-exist.toml"]);
+    let out = run(cmd).await;
+    assert!(!out.status.success(), "an explicit --config that does not exist is an error");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let data = cwd.path().join("somewhere");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.arg("migrate").env("TESSERA_STORE__DATA_DIR", &data).env("TESSERA_AUTH__MODE", "session");
+    assert_success(&run(cmd).await, "tessera migrate");
+    assert!(data.join("tessera.db").is_file());
+    // Running it again is harmless.
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.arg("migrate").env("TESSERA_STORE__DATA_DIR", &data).env("TESSERA_AUTH__MODE", "session");
+    assert_success(&run(cmd).await, "tessera migrate, again");
+}
+
+#[tokio::test]
+async fn config_flag_works_for_every_subcommand() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let data = cwd.path().join("from-config");
+    let config = cwd.path().join("elsewhere.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\nmode = \"session\"\n[store]\ndata_dir = {:?}\n", data.to_str().expect("utf-8 path")),
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8 path");
+
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["migrate", "--config", config]);
+    assert_success(&run(cmd).await, "tessera migrate --config");
+    assert!(data.join("tessera.db").is_file(), "the database is where the config file says");
+
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["--config", config, "user", "add", "bob", "--password-stdin"]);
+    assert_success(&run_with_stdin(cmd, &format!("{PASSWORD}\n")).await, "tessera --config … user add");
+
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["user", "list", "--config", config]);
+    let out = run(cmd).await;
+    assert_success(&out, "tessera user list --config");
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.contains("bob")));
+
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["sessions", "revoke", "bob", "--config", config]);
+    assert_success(&run(cmd).await, "tessera sessions revoke --config");
+
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["user", "disable", "bob", "--config", config]);
+    assert_success(&run(cmd).await, "tessera user disable --config");
+
+    assert!(!cwd.path().join("tessera-data").exists(), "nothing was written to the default data dir");
+}
+
+#[tokio::test]
+async fn user_added_by_cli_logs_in_to_a_running_server() {
+    let app = spawn_app().await;
+    cli_user_add(&app, "Carol").await;
+    let login = app.login_bearer("carol", PASSWORD).await;
+    assert_eq!(login.body["user"]["username"], "carol");
+    app.signup("carol", PASSWORD).await.assert_problem(409, "username-taken");
+}
+
+#[tokio::test]
+async fn user_add_works_when_signup_is_closed() {
+    let app = crate::helpers::spawn_app_with("[auth]\nmode = \"session\"\nsignup = false\n").await;
+    cli_user_add(&app, "dave").await;
+    app.login_bearer("dave", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn user_add_with_too_short_password_fails() {
+    let app = spawn_app().await;
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    cmd.args(["user", "add", "erin", "--password-stdin"]);
+    let out = run_with_stdin(cmd, "short\n").await;
+    assert!(!out.status.success(), "a 5-byte password is refused");
+    app.login("erin", "short", Some("bearer")).await.assert_401("invalid-credentials");
+}
+
+#[tokio::test]
+async fn user_add_of_taken_username_fails() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    cmd.args(["user", "add", "ALICE", "--password-stdin"]);
+    let out = run_with_stdin(cmd, "another password\n").await;
+    assert!(!out.status.success(), "the username is taken");
+    app.login_bearer("alice", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn user_list_prints_a_line_per_user() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    cmd.args(["user", "list"]);
+    let out = run(cmd).await;
+    assert_success(&out, "tessera user list");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in ["alice", "bob"] {
+        assert_eq!(stdout.lines().filter(|l| l.contains(name)).count(), 1, "one line for {name}: {stdout}");
+    }
+    assert!(!stdout.contains("$argon2"), "no password hashes: {stdout}");
+}
+
+#[tokio::test]
+async fn disabling_a_user_via_cli_ends_its_sessions_in_the_running_server() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let bearer = app.login_bearer("alice", PASSWORD).await;
+    let cookie = app.login_cookie("alice", PASSWORD).await;
+    let bob = app.login_bearer("bob", PASSWORD).await;
+    // Warm whatever cache the server keeps, so the test sees propagation, not a cold read.
+    app.me_bearer(&bearer.token).await.assert_status(200);
+    app.me_cookie(&cookie.cookies).await.assert_status(200);
+
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    cmd.args(["user", "disable", "alice"]);
+    assert_success(&run(cmd).await, "tessera user disable");
+
+    let revoked = app
+        .eventually(Duration::from_secs(3), || async {
+            app.me_bearer(&bearer.token).await.status.as_u16() == 401
+                && app.me_cookie(&cookie.cookies).await.status.as_u16() == 401
+        })
+        .await;
+    assert!(revoked, "the running server stops accepting alice's sessions within 3 s");
+    app.me_bearer(&bearer.token).await.assert_invalid_token();
+    app.login("alice", PASSWORD, Some("bearer")).await.assert_401("invalid-credentials");
+    app.me_bearer(&bob.token).await.assert_status(200);
+    app.login_bearer("bob", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn sessions_revoke_via_cli_ends_every_session_in_the_running_server() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let one = app.login_bearer("alice", PASSWORD).await;
+    let two = app.login_bearer("alice", PASSWORD).await;
+    let bob = app.login_bearer("bob", PASSWORD).await;
+    app.me_bearer(&one.token).await.assert_status(200);
+    app.me_bearer(&two.token).await.assert_status(200);
+
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    cmd.args(["sessions", "revoke", "alice"]);
+    assert_success(&run(cmd).await, "tessera sessions revoke");
+
+    let revoked = app
+        .eventually(Duration::from_secs(3), || async {
+            app.me_bearer(&one.token).await.status.as_u16() == 401
+                && app.me_bearer(&two.token).await.status.as_u16() == 401
+        })
+        .await;
+    assert!(revoked, "the running server stops accepting alice's sessions within 3 s");
+    app.me_bearer(&bob.token).await.assert_status(200);
+    // Only sessions end: alice can log in again.
+    app.login_bearer("alice", PASSWORD).await;
+}

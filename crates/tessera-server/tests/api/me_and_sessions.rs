@@ -1,0 +1,235 @@
+//! `GET /v1/me`, `GET /v1/sessions`, `DELETE /v1/sessions/{id}`.
+
+use time::Duration;
+
+use crate::helpers::{LOGIN_UA, PASSWORD, WithCookies, parse_ts, random_id, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn me_with_bearer_token_describes_user_session_and_auth() {
+    let app =
+        spawn_app_with("[auth]\nmode = \"session\"\n[session]\nidle_timeout = \"1h\"\nabsolute_timeout = \"1d\"\n")
+            .await;
+    let user = app.create_user("alice").await;
+    let login_at = app.now();
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let reply = app.me_bearer(&login.token).await;
+    reply.assert_status(200);
+    let me = reply.json();
+    assert_eq!(me["user"], user);
+    let s = &me["session"];
+    assert_eq!(s["id"].as_str(), Some(login.session_id.as_str()));
+    assert_eq!(parse_ts(&s["created_at"]), login_at);
+    assert_eq!(parse_ts(&s["last_seen_at"]), login_at);
+    assert_eq!(parse_ts(&s["expires_at"]), login_at + Duration::days(1));
+    assert_eq!(parse_ts(&s["idle_expires_at"]), login_at + Duration::hours(1));
+    assert_eq!(s["user_agent"], LOGIN_UA);
+    assert_eq!(s["ip"], "127.0.0.1");
+    assert_eq!(s["current"], true);
+    assert_eq!(me["auth"]["mode"], "session");
+    assert_eq!(me["auth"]["transport"], "bearer");
+    assert_eq!(parse_ts(&me["auth"]["expires_at"]), login_at + Duration::hours(1));
+}
+
+#[tokio::test]
+async fn me_with_session_cookie_reports_cookie_transport() {
+    let app = spawn_app().await;
+    let user = app.create_user("alice").await;
+    let login = app.login_cookie("alice", PASSWORD).await;
+    let reply = app.me_cookie(&login.cookies).await;
+    reply.assert_status(200);
+    let me = reply.json();
+    assert_eq!(me["user"], user);
+    assert_eq!(me["session"]["id"].as_str(), Some(login.session_id.as_str()));
+    assert_eq!(me["auth"]["transport"], "cookie");
+    assert_eq!(me["auth"]["mode"], "session");
+}
+
+#[tokio::test]
+async fn me_with_only_the_session_cookie_works() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_cookie("alice", PASSWORD).await;
+    let reply =
+        app.send(app.get("/v1/me").header("cookie", format!("__Host-tessera-session={}", login.cookies.session))).await;
+    reply.assert_status(200);
+}
+
+#[tokio::test]
+async fn me_without_credentials_is_401_with_bearer_challenge_without_error_code() {
+    let app = spawn_app().await;
+    let reply = app.send(app.get("/v1/me")).await;
+    reply.assert_401("unauthenticated");
+    // RFC 6750 §3.1: no error code when the request carried no credential at all.
+    let challenge = reply.header("www-authenticate").unwrap_or_default();
+    assert!(!challenge.contains("invalid_token"), "WWW-Authenticate: {challenge:?}");
+}
+
+#[tokio::test]
+async fn me_with_garbage_bearer_token_is_401_invalid_token() {
+    let app = spawn_app().await;
+    app.me_bearer("not-a-token").await.assert_invalid_token();
+}
+
+#[tokio::test]
+async fn me_with_well_formed_token_with_wrong_secret_is_401() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    // Characters 44..86 encode secret bytes only; changing one keeps ids and shape intact.
+    let mut forged: Vec<char> = login.token.chars().collect();
+    forged[60] = if forged[60] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    app.me_bearer(&forged).await.assert_invalid_token();
+    app.me_bearer(&login.token).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn me_with_token_of_another_kind_is_401() {
+    // The first byte of a token is its kind; a session token relabelled as a refresh token
+    // (same ids, same secret) must not pass.
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let mut raw = decode_b64url(&login.token);
+    assert_eq!(raw[0], 1, "session tokens start with kind byte 1");
+    raw[0] = 2;
+    let relabelled = tessera_core::secret::b64(&raw);
+    app.me_bearer(&relabelled).await.assert_invalid_token();
+}
+
+#[tokio::test]
+async fn token_in_query_string_is_never_accepted() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    for param in ["token", "session_token", "access_token"] {
+        let reply = app.send(app.get(&format!("/v1/me?{param}={}", login.token))).await;
+        reply.assert_401("unauthenticated");
+    }
+}
+
+#[tokio::test]
+async fn authorization_scheme_other_than_bearer_is_401() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let reply = app.send(app.get("/v1/me").header("authorization", format!("Basic {}", login.token))).await;
+    reply.assert_401("unauthenticated");
+}
+
+#[tokio::test]
+async fn sessions_lists_every_session_oldest_first_with_current_flag() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let t0 = app.now();
+    let first = app.login_bearer("alice", PASSWORD).await;
+    app.advance(Duration::seconds(5));
+    let second = app.login_cookie("alice", PASSWORD).await;
+    app.advance(Duration::seconds(5));
+    let third = app.login_bearer("alice", PASSWORD).await;
+
+    let sessions = app.sessions_bearer(&third.token).await;
+    let ids: Vec<&str> = sessions.iter().map(|s| s["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, [first.session_id.as_str(), second.session_id.as_str(), third.session_id.as_str()]);
+    let current: Vec<bool> = sessions.iter().map(|s| s["current"].as_bool().expect("current")).collect();
+    assert_eq!(current, [false, false, true]);
+    for (i, s) in sessions.iter().enumerate() {
+        assert_eq!(parse_ts(&s["created_at"]), t0 + Duration::seconds(5 * i as i64), "{s}");
+        assert!(s.get("last_seen_at").is_some() && s.get("expires_at").is_some(), "{s}");
+        assert!(s.get("idle_expires_at").is_some(), "{s}");
+        assert_eq!(s["user_agent"], LOGIN_UA, "{s}");
+        assert_eq!(s["ip"], "127.0.0.1", "{s}");
+    }
+
+    let from_cookie = app.send(app.get("/v1/sessions").cookies(&second.cookies)).await;
+    from_cookie.assert_status(200);
+    let current: Vec<bool> = from_cookie.json()["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| s["current"].as_bool().expect("current"))
+        .collect();
+    assert_eq!(current, [false, true, false]);
+}
+
+#[tokio::test]
+async fn sessions_shows_only_the_callers_own_sessions() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let alice = app.login_bearer("alice", PASSWORD).await;
+    let _bob = app.login_bearer("bob", PASSWORD).await;
+    let sessions = app.sessions_bearer(&alice.token).await;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["id"].as_str(), Some(alice.session_id.as_str()));
+}
+
+#[tokio::test]
+async fn sessions_without_credentials_is_401() {
+    let app = spawn_app().await;
+    app.send(app.get("/v1/sessions")).await.assert_401("unauthenticated");
+}
+
+#[tokio::test]
+async fn deleting_another_own_session_revokes_its_token() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let laptop = app.login_bearer("alice", PASSWORD).await;
+    let phone = app.login_bearer("alice", PASSWORD).await;
+    let reply = app.send(app.delete(&format!("/v1/sessions/{}", phone.session_id)).bearer_auth(&laptop.token)).await;
+    reply.assert_status(204);
+    assert!(reply.text.is_empty(), "204 has no body");
+    app.me_bearer(&phone.token).await.assert_invalid_token();
+    app.me_bearer(&laptop.token).await.assert_status(200);
+    let sessions = app.sessions_bearer(&laptop.token).await;
+    assert_eq!(sessions.len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_the_current_session_ends_it() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let reply = app.send(app.delete(&format!("/v1/sessions/{}", login.session_id)).bearer_auth(&login.token)).await;
+    reply.assert_status(204);
+    app.me_bearer(&login.token).await.assert_invalid_token();
+}
+
+#[tokio::test]
+async fn deleting_another_users_session_is_404_and_leaves_it_alive() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let alice = app.login_bearer("alice", PASSWORD).await;
+    let bob = app.login_bearer("bob", PASSWORD).await;
+    let reply = app.send(app.delete(&format!("/v1/sessions/{}", bob.session_id)).bearer_auth(&alice.token)).await;
+    reply.assert_problem(404, "not-found");
+    app.me_bearer(&bob.token).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_or_malformed_session_id_is_404() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let alice = app.login_bearer("alice", PASSWORD).await;
+    let unknown = random_id();
+    for id in [unknown.as_str(), "not-an-id", "..%2F..%2Fetc%2Fpasswd", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        let reply = app.send(app.delete(&format!("/v1/sessions/{id}")).bearer_auth(&alice.token)).await;
+        reply.assert_problem(404, "not-found");
+    }
+    app.me_bearer(&alice.token).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn deleting_a_session_without_credentials_is_401() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let alice = app.login_bearer("alice", PASSWORD).await;
+    let reply = app.send(app.delete(&format!("/v1/sessions/{}", alice.session_id))).await;
+    reply.assert_401("unauthenticated");
+    app.me_bearer(&alice.token).await.assert_status(200);
+}
+
+fn decode_b64url(s: &str) -> Vec<u8> {
+    tessera_core::secret::b64_decode_exact::<65>(s).expect("a session token decodes to 65 bytes").to_vec()
+}
