@@ -33,19 +33,27 @@ pub struct BenchOptions {
     pub connections: usize,
     /// Sessions written to measure bytes stored per session.
     pub sessions: usize,
+    /// Runs per server, interleaved; the median is reported.
+    pub rounds: usize,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { duration: Duration::from_secs(5), warmup: Duration::from_secs(1), connections: 32, sessions: 5_000 }
+        Self {
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            connections: 32,
+            sessions: 5_000,
+            rounds: 3,
+        }
     }
 }
 
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     println!(
-        "tessera bench: {} connections, {:?} per run after {:?} warm-up",
-        options.connections, options.duration, options.warmup
+        "tessera bench: {} connections, {} interleaved rounds of {:?} per server after {:?} warm-up; medians",
+        options.connections, options.rounds, options.duration, options.warmup
     );
 
     let mut config = Config::default();
@@ -66,8 +74,13 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     })?;
 
     let request = format!("GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
-    let bare_rps = load(bare.addr, &request, &options)?;
-    let session_rps = load(tessera.addr, &request, &options)?;
+    // Interleaved rounds, medians reported: on two cores one run can be off by a third.
+    let (mut bare_runs, mut session_runs) = (Vec::new(), Vec::new());
+    for _ in 0..options.rounds {
+        bare_runs.push(load(bare.addr, &request, &options)?);
+        session_runs.push(load(tessera.addr, &request, &options)?);
+    }
+    let (bare_rps, session_rps) = (median(&mut bare_runs), median(&mut session_runs));
     bare.stop()?;
     tessera.stop()?;
 
@@ -80,6 +93,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     println!();
     println!("stored bytes per session (SQLite file growth over {} sessions): {:.0}", options.sessions, bytes);
     Ok(())
+}
+
+fn median(runs: &mut [f64]) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs.get(runs.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Creates an account and a bearer session through the API; returns the token and the

@@ -45,6 +45,9 @@ enum Command {
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 32)]
         connections: usize,
+        /// Interleaved runs per server; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -71,10 +74,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Sessions(cmd) => admin::sessions(&config, cmd).await,
-        Command::Bench { seconds, connections } => {
+        Command::Bench { seconds, connections, rounds } => {
             let options = crate::bench::BenchOptions {
                 duration: std::time::Duration::from_secs(seconds),
                 connections,
+                rounds: rounds.max(1),
                 ..Default::default()
             };
             crate::bench::run(options).await

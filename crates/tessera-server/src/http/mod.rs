@@ -44,24 +44,21 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(move |req, next| within(request_timeout, req, next)))
-        .layer(middleware::from_fn(limit_header_size))
+        .layer(middleware::from_fn(move |req, next| guard(request_timeout, req, next)))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
 }
 
-/// The whole exchange, reading the body included, must finish in time: a client that
-/// trickles its body cannot hold a connection and a task forever.
-async fn within(limit: Duration, req: Request, next: Next) -> Response {
-    tokio::time::timeout(limit, next.run(req)).await.unwrap_or_else(|_| ApiError::request_timeout().into_response())
-}
-
-/// Headers are bounded by hyper's read buffer too; this answers a clear 431 below that.
-async fn limit_header_size(req: Request, next: Next) -> Response {
+/// Limits every request passes (one middleware, not two: this runs on every request).
+///
+/// - Headers are bounded by hyper's read buffer too; this answers a clear 431 below that.
+/// - The whole exchange, reading the body included, must finish in time: a client that
+///   trickles its body cannot hold a connection and a task forever.
+async fn guard(limit: Duration, req: Request, next: Next) -> Response {
     let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if size > MAX_HEADER_BYTES {
         return ApiError::headers_too_large().into_response();
     }
-    next.run(req).await
+    tokio::time::timeout(limit, next.run(req)).await.unwrap_or_else(|_| ApiError::request_timeout().into_response())
 }
