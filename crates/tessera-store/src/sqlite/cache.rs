@@ -5,17 +5,20 @@
 //! `GET /v1/me`. A hit here is a hash-map read under a read lock.
 //!
 //! Why it is coherent — a session deleted anywhere stops being served:
-//! - This process writes SQLite first and the cache after: inserts and touches write through,
-//!   deletions evict once their transaction has committed.
+//! - This process writes SQLite first and the cache after: inserts, touches and refresh
+//!   rotations write through, deletions evict once their transaction has committed.
 //! - Only sessions that exist are cached (never a miss), so a new session is never hidden.
 //! - A read-through (a miss answered by SQLite) or write-through insert lands only if no
 //!   eviction happened since before its query began (the generation guard, see
 //!   [`SessionCache::insert_if_current`]), so a lookup racing a delete cannot put the
-//!   deleted session back.
-//! - Another process (the `tessera` CLI revoking sessions or disabling a user) cannot reach
-//!   this memory. Every session deletion also appends a row to `session_revocations` in the
-//!   deleting transaction (a trigger); [`spawn_sync`] polls that log every 100 ms and evicts
-//!   what it names, so such a revocation takes effect here within about that interval.
+//!   deleted session back, nor one racing a refresh rotation an older refresh family.
+//! - Another process (the `tessera` CLI revoking sessions or disabling a user, or a second
+//!   server rotating a refresh family) cannot reach this memory. Every session deletion and
+//!   every refresh rotation also appends a row to `session_revocations` in the same
+//!   transaction (triggers); [`spawn_sync`] polls that log every 100 ms and evicts what it
+//!   names, so such a change takes effect here within about that interval. Until then a
+//!   rotation from the stale cached generation fails its compare-and-set in SQL, and that
+//!   failure evicts the entry, so the caller's re-read is fresh.
 //! - If the poll keeps failing, hits stop being served after [`MAX_STALENESS`]: lookups fall
 //!   through to SQLite, which either answers (and is then current) or fails closed.
 
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::sqlite::SqlitePool;
 use tessera_core::id::{SessionId, UserId};
-use tessera_core::session::Session;
+use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::StoreError;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -41,6 +44,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long hits may be served without a successful poll of the revocation log.
 pub(super) const MAX_STALENESS: Duration = Duration::from_secs(2);
 /// Revocation log rows older than this (SQLite's clock) are deleted, every `PRUNE_EVERY`.
+/// Denylist rows are kept this long past their expiry too: the domain decides what is live
+/// against its own clock, so pruning by SQLite's leaves a margin.
 const PRUNE_AFTER_SECS: i64 = 600;
 /// Throttle counters idle this long are deleted (the policy forgets them after an hour).
 const THROTTLE_PRUNE_AFTER_SECS: i64 = 7 * 86_400;
@@ -122,6 +127,43 @@ impl SessionCache {
         {
             s.last_seen_at = s.last_seen_at.max(at);
         }
+    }
+
+    /// Applies a refresh rotation that has committed: a cached copy still at `from_generation`
+    /// takes `next` (and its `last_seen_at` moves forward to `next.rotated_at`, as in SQL).
+    /// A cached copy at any other generation is behind or ahead of what this rotation saw, so
+    /// it is dropped rather than patched: two rotations of one family (5→6, 6→7) may reach here
+    /// in either order, and 7 must not be overwritten by 6.
+    ///
+    /// Bumps the generation like an eviction: a read-through that queried SQLite before the
+    /// rotation committed holds the old family, and must not cache it after this (the same
+    /// race as with a delete, see [`SessionCache::insert_if_current`]). Without the bump that
+    /// copy would be served until evicted, and the domain would judge the family's current
+    /// token against a generation it has already left behind (refusing it as unknown).
+    pub(super) fn rotate_refresh(&self, user: &UserId, id: &SessionId, from_generation: u32, next: &RefreshState) {
+        let mut entries = self.write();
+        if let Some(s) = entries.get_mut(id)
+            && s.user_id == *user
+        {
+            if s.refresh.is_some_and(|r| r.generation == from_generation) {
+                s.refresh = Some(*next);
+                s.last_seen_at = s.last_seen_at.max(next.rotated_at);
+            } else {
+                entries.remove(id);
+            }
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Drops the cached session `id` of `user`, so the next lookup reads SQLite; bumps the
+    /// generation so a read-through already in flight cannot put an older copy back. A
+    /// session of another user is left alone: naming an id is not enough to disturb it.
+    pub(super) fn forget(&self, user: &UserId, id: &SessionId) {
+        let mut entries = self.write();
+        if entries.get(id).is_some_and(|s| s.user_id == *user) {
+            entries.remove(id);
+        }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Removes what `revocations` name and bumps the generation, even when nothing was cached:
@@ -282,6 +324,12 @@ async fn prune(pool: &SqlitePool) -> Result<(), StoreError> {
         .execute(pool)
         .await
         .map_err(db_err)?;
+    // An expired denylist entry covers only tokens that have expired as well.
+    sqlx::query("DELETE FROM denylist WHERE expires_at < unixepoch() - ?1")
+        .bind(PRUNE_AFTER_SECS)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -304,7 +352,12 @@ mod tests {
             expires_at: now + time::Duration::days(30),
             user_agent: None,
             ip: None,
+            refresh: Some(refresh(1, now)),
         }
+    }
+
+    fn refresh(generation: u32, rotated_at: OffsetDateTime) -> RefreshState {
+        RefreshState { generation, hash: TokenHash::of(&generation.to_be_bytes()), rotated_at }
     }
 
     #[test]
@@ -387,5 +440,98 @@ mod tests {
         assert!(!cache.is_fresh_at(start + MAX_STALENESS + Duration::from_millis(10)));
         cache.mark_synced(start + Duration::from_secs(5));
         assert!(cache.is_fresh_at(start + Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn committed_rotation_updates_the_cached_family_and_last_seen() {
+        let cache = SessionCache::new(10);
+        let s = session(UserId::generate());
+        cache.insert_if_current(cache.generation(), s.clone());
+        let next = refresh(2, s.last_seen_at + time::Duration::minutes(5));
+        cache.rotate_refresh(&s.user_id, &s.id, 1, &next);
+        let cached = cache.get(&s.user_id, &s.id);
+        assert_eq!(cached.as_ref().and_then(|c| c.refresh), Some(next));
+        assert_eq!(cached.map(|c| c.last_seen_at), Some(next.rotated_at));
+    }
+
+    #[test]
+    fn rotation_never_moves_cached_last_seen_back() {
+        let cache = SessionCache::new(10);
+        let s = session(UserId::generate());
+        cache.insert_if_current(cache.generation(), s.clone());
+        cache.touch(&s.user_id, &s.id, s.last_seen_at + time::Duration::minutes(10));
+        cache.rotate_refresh(&s.user_id, &s.id, 1, &refresh(2, s.last_seen_at));
+        assert_eq!(
+            cache.get(&s.user_id, &s.id).map(|c| c.last_seen_at),
+            Some(s.last_seen_at + time::Duration::minutes(10))
+        );
+    }
+
+    #[test]
+    fn rotations_applied_out_of_order_drop_the_entry_instead_of_going_back() {
+        let cache = SessionCache::new(10);
+        let s = session(UserId::generate());
+        cache.insert_if_current(cache.generation(), s.clone());
+        // 1→2 and 2→3 both committed; the second one's cache update lands first.
+        cache.rotate_refresh(&s.user_id, &s.id, 2, &refresh(3, s.created_at));
+        assert_eq!(cache.get(&s.user_id, &s.id), None);
+        cache.rotate_refresh(&s.user_id, &s.id, 1, &refresh(2, s.created_at));
+        assert_eq!(cache.get(&s.user_id, &s.id), None);
+    }
+
+    #[test]
+    fn read_through_that_began_before_a_rotation_is_not_cached() {
+        let cache = SessionCache::new(10);
+        let s = session(UserId::generate());
+        let before_query = cache.generation();
+        // The lookup read generation 1; a rotation to 2 commits before it caches what it read.
+        cache.rotate_refresh(&s.user_id, &s.id, 1, &refresh(2, s.created_at));
+        assert!(!cache.insert_if_current(before_query, s.clone()));
+        assert_eq!(cache.get(&s.user_id, &s.id), None);
+    }
+
+    #[test]
+    fn rotation_by_another_user_leaves_the_cached_session_alone() {
+        let cache = SessionCache::new(10);
+        let s = session(UserId::generate());
+        cache.insert_if_current(cache.generation(), s.clone());
+        let mallory = UserId::generate();
+        cache.rotate_refresh(&mallory, &s.id, 1, &refresh(2, s.created_at));
+        cache.forget(&mallory, &s.id);
+        assert_eq!(cache.get(&s.user_id, &s.id), Some(s));
+    }
+
+    #[test]
+    fn forget_drops_the_entry_and_guards_inflight_reads() {
+        let cache = SessionCache::new(10);
+        let (s, other) = (session(UserId::generate()), session(UserId::generate()));
+        cache.insert_if_current(cache.generation(), s.clone());
+        let before_query = cache.generation();
+        cache.forget(&s.user_id, &s.id);
+        assert_eq!(cache.get(&s.user_id, &s.id), None);
+        assert!(!cache.insert_if_current(before_query, other));
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_expired_denylist_rows_and_keeps_live_ones() {
+        use tessera_core::id::TokenId;
+        use tessera_core::store::{Denied, DenyEntry, DenylistStore};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::SqliteStore::open(dir.path()).await.unwrap();
+        // Whole seconds, as stored; pruning goes by SQLite's clock, so this one is real too.
+        let now = tessera_core::clock::Clock::now(&tessera_core::clock::SystemClock);
+        let long_expired = DenyEntry {
+            denied: Denied::Token(TokenId::generate()),
+            expires_at: now - Duration::from_secs(PRUNE_AFTER_SECS.unsigned_abs() + 60),
+        };
+        let live = DenyEntry { denied: Denied::Token(TokenId::generate()), expires_at: now + Duration::from_secs(300) };
+        store.deny(&[long_expired, live]).await.unwrap();
+
+        prune(store.pool()).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM denylist").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(left, 1);
+        let (entries, _) = store.denied_since(0, now).await.unwrap();
+        assert_eq!(entries, vec![live]);
     }
 }

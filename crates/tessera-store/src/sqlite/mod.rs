@@ -9,11 +9,14 @@
 //!   `BEGIN IMMEDIATE` so that wait applies to them too.
 //!
 //! Each storage trait is implemented in its own file; `cache.rs` keeps the in-process copy of
-//! sessions that makes a session lookup cheap, and the task that keeps it coherent.
+//! sessions that makes a session lookup cheap, and the task that keeps it coherent (also across
+//! refresh rotations) and prunes what has expired.
 
 mod accounts;
 mod audit;
 mod cache;
+mod denylist;
+mod keys;
 mod sessions;
 mod throttle;
 

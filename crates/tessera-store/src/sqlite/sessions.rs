@@ -1,16 +1,28 @@
 //! [`SessionStore`] on SQLite. Lookups by id are served from the session cache when they can
 //! be (see `cache.rs`); everything else goes to the database.
+//!
+//! A refresh family is three nullable columns of the session row (all NULL: no family), and
+//! rotating it is one conditional `UPDATE`: SQLite runs writes one at a time, so of any number
+//! of rotations from the same generation, in any number of processes, exactly one matches.
 
 use async_trait::async_trait;
 use tessera_core::clock::{from_unix, to_unix};
 use tessera_core::id::{SessionId, UserId};
-use tessera_core::session::Session;
+use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
 use tessera_core::username::Username;
 use time::OffsetDateTime;
 
 use super::cache::Revocation;
-use super::{SqliteStore, db_err, session_id, token_hash, user_id};
+use super::{SqliteStore, corrupt, db_err, session_id, token_hash, user_id};
+
+/// The columns [`SessionRow`] reads, as a macro so queries stay `&'static str`.
+macro_rules! session_columns {
+    () => {
+        "id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip, \
+         refresh_generation, refresh_hash, refresh_rotated_at"
+    };
+}
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
@@ -24,6 +36,9 @@ struct SessionRow {
     expires_at: i64,
     user_agent: Option<String>,
     ip: Option<String>,
+    refresh_generation: Option<i64>,
+    refresh_hash: Option<Vec<u8>>,
+    refresh_rotated_at: Option<i64>,
 }
 
 impl SessionRow {
@@ -39,7 +54,25 @@ impl SessionRow {
             expires_at: from_unix(self.expires_at),
             user_agent: self.user_agent,
             ip: self.ip,
+            refresh: refresh_state(self.refresh_generation, self.refresh_hash.as_deref(), self.refresh_rotated_at)?,
         })
+    }
+}
+
+/// All three columns or none; anything in between is a corrupt row (the schema refuses it).
+fn refresh_state(
+    generation: Option<i64>,
+    hash: Option<&[u8]>,
+    rotated_at: Option<i64>,
+) -> Result<Option<RefreshState>, StoreError> {
+    match (generation, hash, rotated_at) {
+        (None, None, None) => Ok(None),
+        (Some(generation), Some(hash), Some(rotated_at)) => Ok(Some(RefreshState {
+            generation: u32::try_from(generation).map_err(|_| corrupt("refresh generation"))?,
+            hash: token_hash(hash)?,
+            rotated_at: from_unix(rotated_at),
+        })),
+        _ => Err(corrupt("refresh family")),
     }
 }
 
@@ -51,8 +84,9 @@ impl SessionStore for SqliteStore {
         let generation = self.cache().generation();
         sqlx::query(
             "INSERT INTO sessions \
-             (id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             (id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip, \
+              refresh_generation, refresh_hash, refresh_rotated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .bind(session.id.as_bytes().as_slice())
         .bind(session.user_id.as_bytes().as_slice())
@@ -64,6 +98,9 @@ impl SessionStore for SqliteStore {
         .bind(to_unix(session.expires_at))
         .bind(session.user_agent.as_deref())
         .bind(session.ip.as_deref())
+        .bind(session.refresh.map(|r| i64::from(r.generation)))
+        .bind(session.refresh.as_ref().map(|r| r.hash.as_bytes().as_slice()))
+        .bind(session.refresh.map(|r| to_unix(r.rotated_at)))
         .execute(self.pool())
         .await
         .map_err(db_err)?;
@@ -75,16 +112,18 @@ impl SessionStore for SqliteStore {
         if let Some(hit) = self.cache().get(user, id) {
             return Ok(Some(hit));
         }
+        self.session_fresh(user, id).await
+    }
+
+    async fn session_fresh(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let generation = self.cache().generation();
-        let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip \
-             FROM sessions WHERE id = ?1 AND user_id = ?2",
-        )
-        .bind(id.as_bytes().as_slice())
-        .bind(user.as_bytes().as_slice())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
+        let row: Option<SessionRow> =
+            sqlx::query_as(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = ?1 AND user_id = ?2"))
+                .bind(id.as_bytes().as_slice())
+                .bind(user.as_bytes().as_slice())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
         // A miss is not cached: the session may be created a moment later.
         let Some(row) = row else {
             return Ok(None);
@@ -110,10 +149,11 @@ impl SessionStore for SqliteStore {
     }
 
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
-        let rows: Vec<SessionRow> = sqlx::query_as(
-            "SELECT id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip \
-             FROM sessions WHERE user_id = ?1 ORDER BY created_at, id",
-        )
+        let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = ?1 ORDER BY created_at, id"
+        ))
         .bind(user.as_bytes().as_slice())
         .fetch_all(self.pool())
         .await
@@ -161,5 +201,42 @@ impl SessionStore for SqliteStore {
             self.cache().evict(&revocations);
         }
         ids
+    }
+
+    async fn rotate_refresh(
+        &self,
+        user: &UserId,
+        id: &SessionId,
+        from_generation: u32,
+        next: &RefreshState,
+    ) -> Result<bool, StoreError> {
+        // The compare-and-set: the generation in the WHERE clause is the "compare". A session
+        // without a family has a NULL generation, which equals nothing, so it never rotates.
+        // The statement is its own transaction, committed when `execute` returns.
+        let rotated = sqlx::query(
+            "UPDATE sessions SET refresh_generation = ?4, refresh_hash = ?5, refresh_rotated_at = ?6, \
+                 last_seen_at = MAX(last_seen_at, ?6) \
+             WHERE id = ?1 AND user_id = ?2 AND refresh_generation = ?3",
+        )
+        .bind(id.as_bytes().as_slice())
+        .bind(user.as_bytes().as_slice())
+        .bind(i64::from(from_generation))
+        .bind(i64::from(next.generation))
+        .bind(next.hash.as_bytes().as_slice())
+        .bind(to_unix(next.rotated_at))
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            > 0;
+        if rotated {
+            self.cache().rotate_refresh(user, id, from_generation, next);
+        } else {
+            // The caller judged the token against a generation that is no longer stored. If
+            // that came from our cache (another process rotated, and its log entry is not
+            // applied yet), the caller's re-read must not be served the same stale copy.
+            self.cache().forget(user, id);
+        }
+        Ok(rotated)
     }
 }

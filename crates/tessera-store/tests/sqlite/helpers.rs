@@ -12,7 +12,7 @@ use tessera_core::clock::from_unix;
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
-use tessera_core::session::Session;
+use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::AccountStore;
 use tessera_core::username::Username;
 use tessera_store::SqliteStore;
@@ -60,7 +60,18 @@ pub fn session(account: &Account, created: i64) -> Session {
         expires_at: t(created + 30 * 86_400),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
         ip: Some("192.0.2.7".into()),
+        refresh: None,
     }
+}
+
+/// A session of `account` created at `t(created)`, with a refresh family at generation 0.
+pub fn session_with_refresh(account: &Account, created: i64) -> Session {
+    Session { refresh: Some(refresh_state(0, created)), ..session(account, created) }
+}
+
+/// A refresh family at `generation`, rotated at `t(rotated)`; the hash differs per generation.
+pub fn refresh_state(generation: u32, rotated: i64) -> RefreshState {
+    RefreshState { generation, hash: TokenHash::of(&generation.to_be_bytes()), rotated_at: t(rotated) }
 }
 
 /// Polls `check` every 20 ms until it holds or `within` has passed: for effects of another

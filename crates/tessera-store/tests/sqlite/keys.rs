@@ -1,0 +1,104 @@
+//! Signing keys and server secrets: kept across restarts, listed oldest first, retired in one
+//! step, and a secret created once however many instances start at the same moment.
+
+use tessera_core::store::{KeyStore, StoreError, StoredKey};
+use tessera_store::SqliteStore;
+
+use crate::helpers::{open_store, t};
+
+/// A key named `kid` created at `t(created)`, signing a minute later.
+fn key(kid: &str, created: i64) -> StoredKey {
+    StoredKey {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        private: format!("pkcs8 of {kid}").into_bytes(),
+        sealed: false,
+        created_at: t(created),
+        activates_at: t(created + 60),
+        retires_at: None,
+    }
+}
+
+#[tokio::test]
+async fn inserted_keys_are_listed_oldest_first_with_every_field() {
+    let (dir, store) = open_store().await;
+    let sealed = StoredKey { sealed: true, alg: "ES256".into(), retires_at: Some(t(500)), ..key("b-sealed", 0) };
+    let (newest, tie) = (key("newest", 100), key("a-tie", 0));
+    for k in [&newest, &sealed, &tie] {
+        store.insert_key(k).await.unwrap();
+    }
+
+    let expected = vec![tie, sealed, newest];
+    assert_eq!(store.keys().await.unwrap(), expected, "ties broken by kid");
+    store.close().await;
+    let reopened = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(reopened.keys().await.unwrap(), expected, "after a restart");
+}
+
+#[tokio::test]
+async fn no_keys_is_an_empty_list() {
+    let (_dir, store) = open_store().await;
+    assert!(store.keys().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reused_kid_is_a_conflict() {
+    let (_dir, store) = open_store().await;
+    store.insert_key(&key("k1", 0)).await.unwrap();
+    assert!(matches!(store.insert_key(&key("k1", 10)).await, Err(StoreError::Conflict)));
+    assert_eq!(store.keys().await.unwrap(), vec![key("k1", 0)]);
+}
+
+#[tokio::test]
+async fn retiring_dates_every_active_key_except_the_one_named() {
+    let (_dir, store) = open_store().await;
+    let long_retired = StoredKey { retires_at: Some(t(50)), ..key("k0", 0) };
+    for k in [&long_retired, &key("k1", 10), &key("k2", 20), &key("k3", 30)] {
+        store.insert_key(k).await.unwrap();
+    }
+
+    store.retire_keys("k3", t(400)).await.unwrap();
+    let retired: Vec<_> = store.keys().await.unwrap().into_iter().map(|k| (k.kid, k.retires_at)).collect();
+    assert_eq!(
+        retired,
+        vec![("k0".into(), Some(t(50))), ("k1".into(), Some(t(400))), ("k2".into(), Some(t(400))), ("k3".into(), None),],
+        "an already retired key keeps its date"
+    );
+}
+
+#[tokio::test]
+async fn deleted_key_is_no_longer_listed() {
+    let (_dir, store) = open_store().await;
+    store.insert_key(&key("old", 0)).await.unwrap();
+    store.insert_key(&key("new", 10)).await.unwrap();
+
+    store.delete_key("old").await.unwrap();
+    store.delete_key("never-existed").await.unwrap();
+    assert_eq!(store.keys().await.unwrap(), vec![key("new", 10)]);
+}
+
+#[tokio::test]
+async fn secret_or_insert_keeps_the_first_value() {
+    let (dir, store) = open_store().await;
+    assert_eq!(store.secret_or_insert("chain", b"first").await.unwrap(), b"first");
+    assert_eq!(store.secret_or_insert("chain", b"second").await.unwrap(), b"first");
+    assert_eq!(store.secret_or_insert("csrf", b"other").await.unwrap(), b"other", "kept apart by name");
+
+    store.close().await;
+    let reopened = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(reopened.secret_or_insert("chain", b"third").await.unwrap(), b"first", "after a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_at_once_agree_on_one_secret() {
+    let (dir, first) = open_store().await;
+    let second = SqliteStore::open(dir.path()).await.unwrap();
+
+    let (a, b) = tokio::join!(
+        tokio::spawn(async move { first.secret_or_insert("chain", b"from-first").await.unwrap() }),
+        tokio::spawn(async move { second.secret_or_insert("chain", b"from-second").await.unwrap() }),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b);
+    assert!(a == b"from-first" || a == b"from-second");
+}
