@@ -18,6 +18,9 @@ pub enum AuditKind {
     PasswordChanged,
     AccountDisabled,
     AccountEnabled,
+    RefreshReuseDetected,
+    TokenRevoked,
+    KeyRotated,
 }
 
 impl AuditKind {
@@ -33,6 +36,9 @@ impl AuditKind {
             Self::PasswordChanged => "password_changed",
             Self::AccountDisabled => "account_disabled",
             Self::AccountEnabled => "account_enabled",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::TokenRevoked => "token_revoked",
+            Self::KeyRotated => "key_rotated",
         }
     }
 }

@@ -58,6 +58,17 @@ id128!(
     SessionId
 );
 
+id128!(
+    /// A JWT's `jti`: random, so one access token can be denylisted on its own.
+    TokenId
+);
+
+impl TokenId {
+    pub fn generate() -> Self {
+        Self(random_bytes())
+    }
+}
+
 impl UserId {
     pub fn generate() -> Self {
         Self(*uuid::Uuid::now_v7().as_bytes())

@@ -3,6 +3,8 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::jwt::JwtSettings;
+use crate::revocation::RevocationCheck;
 use crate::session::Session;
 use crate::throttle::ThrottlePolicy;
 
@@ -31,6 +33,8 @@ pub struct Policy {
     pub signup: bool,
     pub session: SessionPolicy,
     pub throttle: ThrottlePolicy,
+    /// Access tokens, refresh and revocation; `None` in session mode.
+    pub tokens: Option<TokenPolicy>,
 }
 
 impl Default for Policy {
@@ -40,8 +44,35 @@ impl Default for Policy {
             signup: true,
             session: SessionPolicy::default(),
             throttle: ThrottlePolicy::default(),
+            tokens: None,
         }
     }
+}
+
+/// How access tokens are issued, refreshed and revoked (jwt and hybrid modes).
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    pub jwt: JwtSettings,
+    /// `None`: no refresh tokens (jwt mode with `refresh.enabled = false`).
+    pub refresh: Option<RefreshPolicy>,
+    pub revocation: RevocationCheck,
+    /// How long a denylist copy may go without catching up before decisions that need it
+    /// answer 503.
+    pub max_staleness: std::time::Duration,
+    /// `Cache-Control: max-age` of the JWKS, and so how long a new key is published before it
+    /// signs: every verifier that cached the old document has the new key by then.
+    pub jwks_max_age: Duration,
+    /// Private keys are sealed at rest with this 32-byte key when set.
+    pub seal_key: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshPolicy {
+    /// Absolute lifetime of a refresh family.
+    pub ttl: Duration,
+    /// A predecessor presented again within this gets the same successor; after it, the
+    /// whole family is revoked.
+    pub reuse_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +132,7 @@ mod tests {
             expires_at: created + absolute,
             user_agent: None,
             ip: None,
+            refresh: None,
         }
     }
 

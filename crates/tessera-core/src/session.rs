@@ -136,6 +136,20 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The session's refresh family, in the modes that have one (hybrid; jwt with refresh).
+    pub refresh: Option<RefreshState>,
+}
+
+/// Where a session's refresh family stands. Only the current token's hash is kept; see
+/// `auth/refresh.rs` for how an older token is still recognised (and punished) as reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshState {
+    /// How many rotations the family has had; the current token carries this number.
+    pub generation: u32,
+    /// SHA-256 of the current refresh token's secret.
+    pub hash: TokenHash,
+    /// When the current token was issued: the start of the reuse grace for its predecessor.
+    pub rotated_at: OffsetDateTime,
 }
 
 impl Session {

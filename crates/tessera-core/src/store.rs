@@ -8,9 +8,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::account::Account;
 use crate::audit::AuditEvent;
-use crate::id::{SessionId, UserId};
+use crate::id::{SessionId, TokenId, UserId};
 use crate::password::PasswordHash;
-use crate::session::Session;
+use crate::session::{RefreshState, Session};
 use crate::throttle::{Failures, ThrottleKey};
 use crate::username::Username;
 
@@ -44,6 +44,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
     /// The session `id` of `user`, if it exists (expired or not: expiry is the domain's call).
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// Like [`SessionStore::session`], but never answered from a copy another process may have
+    /// moved past (a cache). Refresh decisions use it: judging a refresh token against a stale
+    /// family could miss a reuse. Backends without a cache need not override it.
+    async fn session_fresh(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.session(user, id).await
+    }
     async fn touch_session(&self, user: &UserId, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Every stored session of `user`, oldest first.
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError>;
@@ -51,6 +57,72 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_session(&self, user: &UserId, id: &SessionId) -> Result<bool, StoreError>;
     /// Deletes every session of `user` except `keep`; returns the ids deleted.
     async fn delete_sessions_of(&self, user: &UserId, keep: Option<&SessionId>) -> Result<Vec<SessionId>, StoreError>;
+    /// Compare-and-set of the refresh family: replaces the session's refresh state with `next`
+    /// only if its generation is still `from_generation`, and refreshes `last_seen_at` to
+    /// `next.rotated_at`. Returns `false` when another rotation won, or the session is gone.
+    /// This is what makes "of N concurrent refreshes, exactly one family continues" hold.
+    async fn rotate_refresh(
+        &self,
+        user: &UserId,
+        id: &SessionId,
+        from_generation: u32,
+        next: &RefreshState,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A signing key as stored. `private` is PKCS#8 DER (or the raw secret for HS256), sealed with
+/// AES-256-GCM when `sealed` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub private: Vec<u8>,
+    pub sealed: bool,
+    pub created_at: OffsetDateTime,
+    /// Signs from this moment; published in JWKS from creation, so verifiers know it first.
+    pub activates_at: OffsetDateTime,
+    /// Stops signing at this moment (a successor took over); stays published until the
+    /// tokens it signed have expired.
+    pub retires_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Every stored key, oldest first.
+    async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Sets `retires_at` of every key that has none, except `except`.
+    async fn retire_keys(&self, except: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+    async fn delete_key(&self, kid: &str) -> Result<(), StoreError>;
+    /// The server secret `name`, creating it with `value` if absent; returns the stored value
+    /// (so concurrent first starts of several instances agree on one).
+    async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
+}
+
+/// What a denylist entry stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Denied {
+    /// Every access token carrying this `sid`.
+    Session(SessionId),
+    /// The one access token with this `jti`.
+    Token(TokenId),
+    /// Every access token of this user issued (`iat`) before the instant.
+    IssuedBefore(UserId, OffsetDateTime),
+}
+
+/// A denylist entry lives exactly as long as the tokens it covers could.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenyEntry {
+    pub denied: Denied,
+    pub expires_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait DenylistStore: Send + Sync + 'static {
+    async fn deny(&self, entries: &[DenyEntry]) -> Result<(), StoreError>;
+    /// Entries added after `cursor` that are unexpired at `now`, and the cursor to pass next
+    /// time. Cursor 0 returns every live entry (start-up).
+    async fn denied_since(&self, cursor: u64, now: OffsetDateTime) -> Result<(Vec<DenyEntry>, u64), StoreError>;
 }
 
 #[async_trait]
@@ -73,7 +145,7 @@ pub trait AuditStore: Send + Sync + 'static {
 
 /// Everything the domain needs from storage, plus a readiness probe.
 #[async_trait]
-pub trait Store: AccountStore + SessionStore + ThrottleStore + AuditStore {
+pub trait Store: AccountStore + SessionStore + ThrottleStore + AuditStore + KeyStore + DenylistStore {
     /// Succeeds when every backing service answers; drives `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 }

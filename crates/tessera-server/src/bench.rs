@@ -49,6 +49,29 @@ impl Default for BenchOptions {
     }
 }
 
+/// The configurations measured side by side, each against the same bare handler.
+const MODES: [(&str, &str); 6] = [
+    ("session mode", "[auth]\nmode = \"session\""),
+    ("jwt, EdDSA, no revocation check", "[auth]\nmode = \"jwt\"\n[revocation]\ncheck = \"none\""),
+    ("hybrid + denylist, EdDSA", "[auth]\nmode = \"hybrid\"\n[revocation]\ncheck = \"denylist\""),
+    (
+        "hybrid + denylist, HS256",
+        "[auth]\nmode = \"hybrid\"\n[jwt]\nalg = \"HS256\"\n[revocation]\ncheck = \"denylist\"",
+    ),
+    ("hybrid + allowlist, EdDSA", "[auth]\nmode = \"hybrid\"\n[revocation]\ncheck = \"allowlist\""),
+    (
+        "hybrid + denylist, ES256",
+        "[auth]\nmode = \"hybrid\"\n[jwt]\nalg = \"ES256\"\n[revocation]\ncheck = \"denylist\"",
+    ),
+];
+
+struct Target {
+    name: &'static str,
+    server: ServerThread,
+    request: String,
+    token_len: usize,
+}
+
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     println!(
@@ -56,14 +79,25 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         options.connections, options.rounds, options.duration, options.warmup
     );
 
-    let mut config = Config::default();
-    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.store.data_dir = dir.path().join("session");
-    let tessera = ServerThread::start(move || async move {
-        let app = Application::build(config, Arc::new(SystemClock)).await?;
-        Ok((app.local_addr(), move |stop| app.run_until_stopped(stop)))
-    })?;
-    let (token, me_body) = login(tessera.addr).await?;
+    let mut targets = Vec::new();
+    let mut me_body = String::new();
+    for (i, (name, toml)) in MODES.iter().enumerate() {
+        // Tokens must outlive the whole run.
+        let mut config = Config::from_toml(toml)?;
+        config.jwt.access_ttl = crate::duration::Duration::secs(3600);
+        config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.store.data_dir = dir.path().join(format!("mode-{i}"));
+        let server = ServerThread::start(move || async move {
+            let app = Application::build(config, Arc::new(SystemClock)).await?;
+            Ok((app.local_addr(), move |stop| app.run_until_stopped(stop)))
+        })?;
+        let (token, body) = login(server.addr).await?;
+        if me_body.is_empty() {
+            me_body = body;
+        }
+        let request = format!("GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
+        targets.push(Target { name, server, request, token_len: token.len() });
+    }
     let bare = ServerThread::start(move || async move {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -72,22 +106,28 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             .route("/v1/me", get(move || std::future::ready(([(CONTENT_TYPE, "application/json")], body.clone()))));
         Ok((addr, move |stop| async move { Ok(axum::serve(listener, router).with_graceful_shutdown(stop).await?) }))
     })?;
+    let bare_request = targets[0].request.clone();
 
-    let request = format!("GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
     // Interleaved rounds, medians reported: on two cores one run can be off by a third.
-    let (mut bare_runs, mut session_runs) = (Vec::new(), Vec::new());
+    let mut bare_runs = Vec::new();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
     for _ in 0..options.rounds {
-        bare_runs.push(load(bare.addr, &request, &options)?);
-        session_runs.push(load(tessera.addr, &request, &options)?);
+        bare_runs.push(load(bare.addr, &bare_request, &options)?);
+        for (t, r) in targets.iter().zip(runs.iter_mut()) {
+            r.push(load(t.server.addr, &t.request, &options)?);
+        }
     }
-    let (bare_rps, session_rps) = (median(&mut bare_runs), median(&mut session_runs));
+    let bare_rps = median(&mut bare_runs);
     bare.stop()?;
-    tessera.stop()?;
 
     println!();
-    println!("{:<38} {:>12} {:>10}", "GET /v1/me", "requests/s", "vs bare");
-    println!("{:<38} {:>12.0} {:>9.0}%", "bare axum handler (no auth)", bare_rps, 100.0);
-    println!("{:<38} {:>12.0} {:>9.0}%", "session mode, embedded SQLite", session_rps, 100.0 * session_rps / bare_rps);
+    println!("{:<36} {:>12} {:>9} {:>13}", "GET /v1/me", "requests/s", "vs bare", "credential B");
+    println!("{:<36} {:>12.0} {:>8.0}% {:>13}", "bare axum handler (no auth)", bare_rps, 100.0, "-");
+    for (t, r) in targets.into_iter().zip(runs.iter_mut()) {
+        let rps = median(r);
+        println!("{:<36} {:>12.0} {:>8.0}% {:>13}", t.name, rps, 100.0 * rps / bare_rps, t.token_len);
+        t.server.stop()?;
+    }
 
     let bytes = bytes_per_session(&dir.path().join("size"), options.sessions).await?;
     println!();
@@ -100,7 +140,7 @@ fn median(runs: &mut [f64]) -> f64 {
     runs.get(runs.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Creates an account and a bearer session through the API; returns the token and the
+/// Creates an account and a bearer login through the API; returns the credential and the
 /// `/v1/me` body, which the bare handler then serves verbatim.
 async fn login(addr: SocketAddr) -> anyhow::Result<(String, String)> {
     let creds = r#"{"username":"bench","password":"bench password"}"#;
@@ -114,7 +154,11 @@ async fn login(addr: SocketAddr) -> anyhow::Result<(String, String)> {
         bail!("login answered {status}");
     }
     let answer: serde_json::Value = serde_json::from_str(&body)?;
-    let token = answer["session_token"].as_str().context("no session_token")?.to_owned();
+    let token = answer["access_token"]
+        .as_str()
+        .or(answer["session_token"].as_str())
+        .context("no access_token or session_token")?
+        .to_owned();
     let auth = format!("Bearer {token}");
     let (status, me) = http(addr, "GET", "/v1/me", &[("authorization", &auth)], "").await?;
     if status != 200 {
@@ -267,6 +311,7 @@ async fn bytes_per_session(dir: &Path, n: usize) -> anyhow::Result<f64> {
                     .into(),
             ),
             ip: Some("203.0.113.42".into()),
+            refresh: None,
         };
         store.insert_session(&session).await?;
     }

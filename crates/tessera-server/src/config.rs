@@ -125,9 +125,7 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        // The SPEC's default is `hybrid`; until the JWT modes exist the default is the one mode
-        // that works, so a bare `tessera serve` starts.
-        Self { mode: ModeSetting::Session, transports: vec![Transport::Cookie, Transport::Bearer], signup: true }
+        Self { mode: ModeSetting::Hybrid, transports: vec![Transport::Cookie, Transport::Bearer], signup: true }
     }
 }
 
@@ -147,6 +145,12 @@ pub struct JwtConfig {
     pub audience: String,
     pub access_ttl: Duration,
     pub leeway: Duration,
+    /// `Cache-Control: max-age` of the JWKS; a rotated-in key is published this long before
+    /// it signs.
+    pub jwks_max_age: Duration,
+    /// 32 bytes, base64url: seals private signing keys at rest (AES-256-GCM). Best given as
+    /// `TESSERA_JWT__SEAL_KEY` in the environment. Empty = keys stored unsealed.
+    pub seal_key: String,
 }
 
 impl Default for JwtConfig {
@@ -157,6 +161,8 @@ impl Default for JwtConfig {
             audience: "tessera".into(),
             access_ttl: Duration::secs(300),
             leeway: Duration::secs(30),
+            jwks_max_age: Duration::secs(60),
+            seal_key: String::new(),
         }
     }
 }
@@ -183,10 +189,20 @@ pub enum RevocationCheck {
     Allowlist,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RevocationConfig {
+    /// Default: `none` in jwt mode, `denylist` in hybrid mode.
     pub check: Option<RevocationCheck>,
+    /// How long an instance's denylist copy may go without catching up before requests that
+    /// need it answer 503 (fail closed).
+    pub max_staleness: Duration,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        Self { check: None, max_staleness: Duration::secs(1) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,10 +277,14 @@ impl Config {
         if self.auth.transports.len() == 2 && self.auth.transports[0] == self.auth.transports[1] {
             return Err(invalid("auth.transports", "a transport is listed twice"));
         }
-        if self.auth.mode != ModeSetting::Session {
+        self.seal_key()?;
+        if self.auth.mode == ModeSetting::Jwt
+            && !self.refresh.enabled
+            && self.revocation.check == Some(RevocationCheck::Allowlist)
+        {
             return Err(invalid(
-                "auth.mode",
-                "only \"session\" is available in this version; \"jwt\" and \"hybrid\" are not implemented yet",
+                "revocation.check",
+                "\"allowlist\" needs server sessions: enable refresh or use hybrid",
             ));
         }
         if !self.store.postgres_url.is_empty() || !self.store.redis_url.is_empty() {
@@ -279,11 +299,34 @@ impl Config {
         positive("refresh.ttl", self.refresh.ttl)?;
         positive("server.request_timeout", self.server.request_timeout)?;
         positive("server.header_timeout", self.server.header_timeout)?;
+        positive("revocation.max_staleness", self.revocation.max_staleness)?;
         if self.jwt.leeway.as_std() > std::time::Duration::from_secs(60) {
             return Err(invalid("jwt.leeway", "at most 60s"));
         }
         self.trusted_proxies()?;
         Ok(())
+    }
+
+    /// The decoded `jwt.seal_key`, if one is set and valid.
+    pub fn seal_key(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        if self.jwt.seal_key.is_empty() {
+            return Ok(None);
+        }
+        tessera_core::secret::b64_decode_exact::<32>(self.jwt.seal_key.trim())
+            .map(Some)
+            .ok_or_else(|| invalid("jwt.seal_key", "expected 32 bytes in base64url (43 characters)"))
+    }
+
+    /// The revocation check in force: the configured one, or the mode's default.
+    pub fn revocation_check(&self) -> tessera_core::revocation::RevocationCheck {
+        use tessera_core::revocation::RevocationCheck as Check;
+        match self.revocation.check {
+            Some(RevocationCheck::None) => Check::None,
+            Some(RevocationCheck::Denylist) => Check::Denylist,
+            Some(RevocationCheck::Allowlist) => Check::Allowlist,
+            None if self.auth.mode == ModeSetting::Hybrid => Check::Denylist,
+            None => Check::None,
+        }
     }
 
     pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {

@@ -6,13 +6,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use tessera_core::auth::Tokens;
+use tessera_core::jwt::{Alg, JwtSettings};
+use tessera_core::policy::{RefreshPolicy, TokenPolicy};
+use tessera_core::revocation::RevocationCheck;
 use tessera_core::secret::TokenHash;
 use tessera_core::throttle::ThrottlePolicy;
 use tessera_core::{Auth, Clock, Mode, PasswordHasher, Policy, SessionPolicy};
 use tessera_store::SqliteStore;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, ModeSetting};
+use crate::config::{Config, JwtAlg, ModeSetting};
 use crate::http::cookies::CookiePolicy;
 use crate::http::extract::TrustedProxies;
 use crate::http::state::{AppState, Shared};
@@ -25,14 +29,21 @@ pub struct Application {
     router: axum::Router,
     config: Config,
     store: Arc<SqliteStore>,
+    state: AppState,
 }
+
+/// How often each instance catches its denylist copy up with the store.
+const DENYLIST_SYNC: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often each instance re-reads the signing keys (to follow `tessera keys rotate`).
+const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Application {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let (auth, store) = open_auth(&config, clock).await?;
+        let token_mode = auth.tokens().is_some();
         let state = AppState::new(Shared {
             auth,
-            cookies: CookiePolicy::new(&config.cookie),
+            cookies: CookiePolicy::new(&config.cookie, token_mode),
             transports: config.auth.transports.clone(),
             proxies: TrustedProxies { nets: config.trusted_proxies()?, header: config.server.proxy_header },
             admin_key: (!config.admin.api_key.is_empty()).then(|| TokenHash::of(config.admin.api_key.as_bytes())),
@@ -40,8 +51,8 @@ impl Application {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        let router = crate::http::router(state, config.server.request_timeout.as_std());
-        Ok(Self { listener, router, config, store })
+        let router = crate::http::router(state.clone(), config.server.request_timeout.as_std());
+        Ok(Self { listener, router, config, store, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -58,9 +69,38 @@ impl Application {
 
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let header_timeout = self.config.server.header_timeout.as_std();
-        crate::serve::serve(self.listener, self.router, header_timeout, shutdown).await?;
+        let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let served = crate::serve::serve(self.listener, self.router, header_timeout, shutdown).await;
+        maintenance.abort();
         self.store.close().await;
-        Ok(())
+        Ok(served?)
+    }
+}
+
+/// Keeps an instance's copies current: the denylist (every 100 ms, when it is the revocation
+/// check) and the signing keys (every 5 s, so a rotation anywhere is followed without a
+/// restart). Failures are logged; a denylist that stays behind fails closed by itself.
+async fn maintain(state: AppState) {
+    let Some(tokens) = state.auth.tokens() else { return };
+    let store = state.auth.store().as_ref();
+    let needs_denylist = tokens.policy().revocation == RevocationCheck::Denylist;
+    let mut sync = tokio::time::interval(DENYLIST_SYNC);
+    sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reload = tokio::time::interval(KEY_RELOAD);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = sync.tick(), if needs_denylist => {
+                if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
+                    tracing::warn!(error = %e, "denylist sync failed");
+                }
+            }
+            _ = reload.tick() => {
+                if let Err(e) = tokens.reload_keys(store, state.auth.now()).await {
+                    tracing::warn!(error = %e, "signing key reload failed");
+                }
+            }
+        }
     }
 }
 
@@ -76,12 +116,49 @@ pub async fn open_auth(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         n => n,
     };
     let hasher = PasswordHasher::new(concurrency, HASH_WAIT)?;
-    let auth = Auth::new(store.clone(), clock, hasher, policy(config));
+    let policy = policy(config)?;
+    let tokens = match &policy.tokens {
+        Some(t) => {
+            let tokens = Tokens::load(store.as_ref(), clock.now(), t.clone()).await?;
+            if t.revocation == RevocationCheck::Denylist {
+                // Start with the whole live denylist, not an empty copy.
+                tokens.sync_denylist(store.as_ref(), clock.now()).await?;
+            }
+            Some(tokens)
+        }
+        None => None,
+    };
+    let auth = Auth::new(store.clone(), clock, hasher, policy, tokens);
     Ok((auth, store))
 }
 
-pub fn policy(config: &Config) -> Policy {
-    Policy {
+pub fn policy(config: &Config) -> anyhow::Result<Policy> {
+    let tokens = match config.auth.mode {
+        ModeSetting::Session => None,
+        ModeSetting::Jwt | ModeSetting::Hybrid => Some(TokenPolicy {
+            jwt: JwtSettings {
+                alg: match config.jwt.alg {
+                    JwtAlg::EdDSA => Alg::EdDSA,
+                    JwtAlg::ES256 => Alg::ES256,
+                    JwtAlg::RS256 => Alg::RS256,
+                    JwtAlg::HS256 => Alg::HS256,
+                },
+                issuer: config.jwt.issuer.clone(),
+                audience: config.jwt.audience.clone(),
+                access_ttl: config.jwt.access_ttl.as_time(),
+                leeway: config.jwt.leeway.as_time(),
+            },
+            refresh: (config.auth.mode == ModeSetting::Hybrid || config.refresh.enabled).then(|| RefreshPolicy {
+                ttl: config.refresh.ttl.as_time(),
+                reuse_grace: config.refresh.reuse_grace.as_time(),
+            }),
+            revocation: config.revocation_check(),
+            max_staleness: config.revocation.max_staleness.as_std(),
+            jwks_max_age: config.jwt.jwks_max_age.as_time(),
+            seal_key: config.seal_key()?,
+        }),
+    };
+    Ok(Policy {
         mode: mode(config),
         signup: config.auth.signup,
         session: SessionPolicy {
@@ -90,7 +167,8 @@ pub fn policy(config: &Config) -> Policy {
             max_per_user: config.session.max_per_user,
         },
         throttle: ThrottlePolicy::default(),
-    }
+        tokens,
+    })
 }
 
 fn mode(config: &Config) -> Mode {

@@ -57,7 +57,7 @@ impl Auth {
         if !self.store.set_disabled(user, true).await? {
             return Err(AuthError::NotFound);
         }
-        self.store.delete_sessions_of(user, None).await?;
+        self.end_all_sessions(user).await?;
         self.audit(AuditEvent::new(self.now(), AuditKind::AccountDisabled).user(*user)).await;
         Ok(())
     }

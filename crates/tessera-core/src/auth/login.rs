@@ -1,9 +1,13 @@
 use crate::account::Account;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
-use crate::id::SessionId;
+use time::OffsetDateTime;
+
+use crate::id::{SessionId, TokenId};
 use crate::password::Password;
-use crate::session::{CsrfToken, OpaqueToken, Session, SessionToken, TokenKind};
+use crate::refresh::RefreshToken;
+use crate::secret::{TokenHash, b64_decode_exact, random_bytes};
+use crate::session::{CsrfToken, OpaqueToken, RefreshState, Session, SessionToken, TokenKind};
 use crate::throttle::ThrottleKey;
 use crate::username::Username;
 
@@ -49,13 +53,12 @@ impl Auth {
             self.store.clear_failures(&ThrottleKey::account(u)).await?;
         }
         let issued = self.start_session(account, client).await?;
-        self.audit(
-            AuditEvent::new(self.now(), AuditKind::LoginSucceeded)
-                .user(issued.account.id)
-                .session(issued.session.id)
-                .ip(ip_string(client)),
-        )
-        .await;
+        let mut event =
+            AuditEvent::new(self.now(), AuditKind::LoginSucceeded).user(issued.account_id).ip(ip_string(client));
+        if let Some(s) = &issued.session {
+            event = event.session(s.id);
+        }
+        self.audit(event).await;
         Ok(issued)
     }
 
@@ -107,14 +110,70 @@ impl Auth {
         Ok(())
     }
 
-    /// Creates a fresh session (a new id every time: no fixation) and enforces
-    /// `session.max_per_user` by revoking the oldest.
+    /// Hands out what the mode gives a logged-in client: a session token (session mode); an
+    /// access token bound to a new session and the first refresh token of its family
+    /// (hybrid, jwt with refresh); or a lone access token (jwt without refresh). A new session
+    /// id every time: no fixation. `session.max_per_user` revokes the oldest.
     pub(super) async fn start_session(
         &self,
         account: Account,
         client: &ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
         let now = self.now();
+        let Some(tokens) = &self.tokens else {
+            return self.start_opaque_session(account, client, now).await;
+        };
+        let refresh_policy = tokens.policy.refresh;
+        let jti = TokenId::generate();
+        let Some(refresh_policy) = refresh_policy else {
+            let access = self.sign_access(account.id, None, jti, now)?;
+            return Ok(IssuedSession {
+                account_id: account.id,
+                username: account.username,
+                session: None,
+                session_token: None,
+                csrf: self.csrf_for(jti.as_bytes())?,
+                access: Some(access),
+                refresh: None,
+            });
+        };
+        let id = SessionId::generate();
+        let refresh = RefreshToken::first(account.id, id);
+        let csrf = self.csrf_for(id.as_bytes())?;
+        let session = Session {
+            id,
+            user_id: account.id,
+            username: account.username.clone(),
+            // Never used to authenticate: the refresh family is the credential.
+            secret_hash: TokenHash::of(&random_bytes::<32>()),
+            csrf_hash: csrf_hash(&csrf),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + self.policy.session.absolute_timeout.min(refresh_policy.ttl),
+            user_agent: client.user_agent.as_deref().map(truncate_user_agent),
+            ip: ip_string(client),
+            refresh: Some(RefreshState { generation: 0, hash: refresh.hash(), rotated_at: now }),
+        };
+        self.store.insert_session(&session).await?;
+        self.enforce_session_limit(&account, &session).await?;
+        let access = self.sign_access(account.id, Some(id), jti, now)?;
+        Ok(IssuedSession {
+            account_id: account.id,
+            username: account.username,
+            session: Some(session),
+            session_token: None,
+            csrf,
+            access: Some(access),
+            refresh: Some(refresh),
+        })
+    }
+
+    async fn start_opaque_session(
+        &self,
+        account: Account,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<IssuedSession, AuthError> {
         let id = SessionId::generate();
         let token = SessionToken(OpaqueToken::generate(TokenKind::Session, account.id, id));
         let csrf = CsrfToken::generate();
@@ -129,10 +188,19 @@ impl Auth {
             expires_at: now + self.policy.session.absolute_timeout,
             user_agent: client.user_agent.as_deref().map(truncate_user_agent),
             ip: ip_string(client),
+            refresh: None,
         };
         self.store.insert_session(&session).await?;
         self.enforce_session_limit(&account, &session).await?;
-        Ok(IssuedSession { account, session, token, csrf })
+        Ok(IssuedSession {
+            account_id: account.id,
+            username: account.username,
+            session: Some(session),
+            session_token: Some(token),
+            csrf: csrf.encode(),
+            access: None,
+            refresh: None,
+        })
     }
 
     async fn enforce_session_limit(&self, account: &Account, newest: &Session) -> Result<(), AuthError> {
@@ -143,7 +211,7 @@ impl Auth {
         let sessions = self.store.sessions_of(&account.id).await?;
         let excess = sessions.len().saturating_sub(max);
         for old in sessions.iter().filter(|s| s.id != newest.id).take(excess) {
-            if self.store.delete_session(&account.id, &old.id).await? {
+            if self.end_session(&account.id, &old.id).await? {
                 self.audit(
                     AuditEvent::new(self.now(), AuditKind::SessionRevoked)
                         .user(account.id)
@@ -166,6 +234,10 @@ fn throttle_keys(username: Option<&Username>, client: &ClientInfo) -> Vec<Thrott
         keys.push(ThrottleKey::ip(ip));
     }
     keys
+}
+
+fn csrf_hash(csrf: &str) -> TokenHash {
+    TokenHash::of(&b64_decode_exact::<32>(csrf).unwrap_or_default())
 }
 
 pub(super) fn ip_string(client: &ClientInfo) -> Option<String> {

@@ -2,25 +2,37 @@
 //! valid now. Handlers call it; it calls the store; nothing else makes these decisions.
 //!
 //! - `accounts.rs` — sign-up and account administration
-//! - `login.rs` — password login with brute-force throttling
+//! - `login.rs` — password login with brute-force throttling; what a login hands out per mode
 //! - `sessions.rs` — checking a session token, listing and revoking sessions, password change
+//! - `tokens.rs` — signing keys, server secrets, the denylist copy (jwt and hybrid modes)
+//! - `access.rs` — issuing and checking access tokens, CSRF for cookie-carried tokens
+//! - `refresh.rs` — refresh rotation and reuse detection
 
+mod access;
 mod accounts;
+mod introspect;
 mod login;
+mod refresh;
 mod sessions;
+mod tokens;
+
+pub use access::IssuedAccess;
+pub use introspect::Introspection;
+pub use tokens::Tokens;
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::account::Account;
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
-use crate::id::SessionId;
+use crate::id::{SessionId, TokenId, UserId};
 use crate::password::PasswordHasher;
 use crate::policy::Policy;
-use crate::session::{CsrfToken, Session, SessionToken};
+use crate::refresh::RefreshToken;
+use crate::session::{Session, SessionToken};
 use crate::store::Store;
+use crate::username::Username;
 
 /// Who is asking: recorded with sessions and audit events, and keyed by the throttle.
 #[derive(Debug, Clone, Default)]
@@ -29,27 +41,35 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-/// A session that was just created, with the secrets to hand to the client once.
+/// Credentials just issued (login, refresh, password change), to hand to the client once.
+/// Which of them exist depends on the mode.
 #[derive(Debug, Clone)]
 pub struct IssuedSession {
-    pub account: Account,
-    pub session: Session,
-    pub token: SessionToken,
-    pub csrf: CsrfToken,
+    pub account_id: UserId,
+    pub username: Username,
+    /// The server session, where the mode keeps one.
+    pub session: Option<Session>,
+    /// Session mode's opaque credential.
+    pub session_token: Option<SessionToken>,
+    pub access: Option<IssuedAccess>,
+    pub refresh: Option<RefreshToken>,
+    /// The anti-CSRF token for cookie transport.
+    pub csrf: String,
 }
 
-/// A session whose token checked out just now.
+/// A credential that checked out just now.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    pub session: Session,
-    /// When this credential stops working if unused: the idle end, capped by the absolute end.
+    pub user_id: UserId,
+    pub username: Username,
+    /// The server session, when this check read it (session mode, allowlist).
+    pub session: Option<Session>,
+    /// The session the credential belongs to, if any (`sid` of an access token).
+    pub session_id: Option<SessionId>,
+    /// The `jti` of an access token.
+    pub token_id: Option<TokenId>,
+    /// When this credential stops working.
     pub expires_at: OffsetDateTime,
-}
-
-impl Authenticated {
-    pub fn session_id(&self) -> SessionId {
-        self.session.id
-    }
 }
 
 pub struct Auth {
@@ -57,11 +77,23 @@ pub struct Auth {
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     policy: Policy,
+    tokens: Option<Tokens>,
 }
 
 impl Auth {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: PasswordHasher, policy: Policy) -> Self {
-        Self { store, clock, hasher, policy }
+    /// `tokens` is required exactly when the policy has a token policy (jwt, hybrid).
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: PasswordHasher,
+        policy: Policy,
+        tokens: Option<Tokens>,
+    ) -> Self {
+        Self { store, clock, hasher, policy, tokens }
+    }
+
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.tokens.as_ref()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -74,6 +106,10 @@ impl Auth {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Writes the event to the log at once and to the store best-effort: an audit-store hiccup

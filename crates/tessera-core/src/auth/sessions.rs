@@ -1,8 +1,12 @@
+use time::Duration;
+
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
 use crate::id::{SessionId, UserId};
 use crate::password::Password;
+use crate::revocation::RevocationCheck;
 use crate::session::{Session, SessionToken};
+use crate::store::{Denied, DenyEntry};
 use crate::throttle::ThrottleKey;
 
 use super::login::ip_string;
@@ -15,7 +19,9 @@ impl Auth {
     pub async fn authenticate(&self, token: &SessionToken) -> Result<Authenticated, AuthError> {
         let (user, id) = (token.0.user_id, token.0.session_id);
         let session = self.store.session(&user, &id).await?.ok_or(AuthError::Unauthenticated)?;
-        if !session.secret_hash.ct_eq(&token.0.secret_hash()) {
+        // A session of a token mode has no session-token secret worth matching; the kind
+        // check keeps it from being used here at all.
+        if session.refresh.is_some() || !session.secret_hash.ct_eq(&token.0.secret_hash()) {
             return Err(AuthError::Unauthenticated);
         }
         let now = self.now();
@@ -31,22 +37,78 @@ impl Auth {
         } else {
             session
         };
-        let expires_at = policy.idle_expires_at(&session);
-        Ok(Authenticated { session, expires_at })
+        Ok(Authenticated {
+            user_id: session.user_id,
+            username: session.username.clone(),
+            expires_at: policy.idle_expires_at(&session),
+            session_id: Some(session.id),
+            token_id: None,
+            session: Some(session),
+        })
     }
 
+    /// Ends one session and, in denylist mode, every access token bound to it.
+    pub(super) async fn end_session(&self, user: &UserId, id: &SessionId) -> Result<bool, AuthError> {
+        let ended = self.store.delete_session(user, id).await?;
+        if ended {
+            self.deny(&[Denied::Session(*id)]).await?;
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session of `user` and, in denylist mode, every access token of theirs.
+    pub(super) async fn end_all_sessions(&self, user: &UserId) -> Result<usize, AuthError> {
+        let ended = self.store.delete_sessions_of(user, None).await?;
+        let mut denied: Vec<Denied> = ended.iter().map(|id| Denied::Session(*id)).collect();
+        // Tokens of the jwt mode without refresh have no session to deny: cut them off by
+        // issue time. One second back, so the credentials this very call may issue next (a
+        // password change) are not caught; a token minted in that second lives to its `exp`.
+        if self.tokens.as_ref().is_some_and(|t| t.policy.refresh.is_none()) {
+            denied.push(Denied::IssuedBefore(*user, self.now() - Duration::seconds(1)));
+        }
+        self.deny(&denied).await?;
+        Ok(ended.len())
+    }
+
+    /// Records denylist entries that last as long as the tokens they cover, in the store
+    /// (for other instances and restarts) and in this process's copy at once.
+    pub(super) async fn deny(&self, denied: &[Denied]) -> Result<(), AuthError> {
+        let Some(t) = &self.tokens else { return Ok(()) };
+        if t.policy.revocation != RevocationCheck::Denylist || denied.is_empty() {
+            return Ok(());
+        }
+        let expires_at = self.now() + t.policy.jwt.access_ttl + t.policy.jwt.leeway;
+        let entries: Vec<DenyEntry> = denied.iter().map(|d| DenyEntry { denied: *d, expires_at }).collect();
+        self.store.deny(&entries).await?;
+        t.denylist.apply(&entries);
+        Ok(())
+    }
+
+    /// Logout: ends the caller's session, or (jwt mode without sessions) denies the token.
     pub async fn logout(&self, auth: &Authenticated) -> Result<(), AuthError> {
-        let s = &auth.session;
-        self.store.delete_session(&s.user_id, &s.id).await?;
-        self.audit(AuditEvent::new(self.now(), AuditKind::Logout).user(s.user_id).session(s.id)).await;
+        match auth.session_id {
+            Some(sid) => {
+                self.end_session(&auth.user_id, &sid).await?;
+            }
+            None => {
+                if let Some(jti) = auth.token_id {
+                    self.deny(&[Denied::Token(jti)]).await?;
+                }
+            }
+        }
+        let mut event = AuditEvent::new(self.now(), AuditKind::Logout).user(auth.user_id);
+        if let Some(sid) = auth.session_id {
+            event = event.session(sid);
+        }
+        self.audit(event).await;
         Ok(())
     }
 
     /// Revokes every session of `user` (logout everywhere; the admin endpoint).
     pub async fn revoke_all_sessions(&self, user: &UserId, why: &str) -> Result<usize, AuthError> {
-        let revoked = self.store.delete_sessions_of(user, None).await?;
+        let revoked = self.end_all_sessions(user).await?;
         self.audit(AuditEvent::new(self.now(), AuditKind::AllSessionsRevoked).user(*user).detail(why)).await;
-        Ok(revoked.len())
+        Ok(revoked)
     }
 
     /// The live sessions of `user`, oldest first. Expired ones are left out (and removed).
@@ -57,7 +119,7 @@ impl Auth {
             if self.policy.session.is_live(&s, now) {
                 live.push(s);
             } else {
-                self.store.delete_session(user, &s.id).await?;
+                self.end_session(user, &s.id).await?;
             }
         }
         Ok(live)
@@ -66,7 +128,7 @@ impl Auth {
     /// Revokes one session of `user`. [`AuthError::NotFound`] when `user` has no such session,
     /// so one user cannot probe for another's session ids.
     pub async fn revoke_session(&self, user: &UserId, id: &SessionId) -> Result<(), AuthError> {
-        if !self.store.delete_session(user, id).await? {
+        if !self.end_session(user, id).await? {
             return Err(AuthError::NotFound);
         }
         self.audit(AuditEvent::new(self.now(), AuditKind::SessionRevoked).user(*user).session(*id)).await;
@@ -74,8 +136,8 @@ impl Auth {
     }
 
     /// Changes the password of the authenticated user. Every session of the user ends,
-    /// including the current one, which is replaced by a new session with a new id: a thief
-    /// holding any old token is locked out, and the caller stays logged in.
+    /// including the current one, which is replaced by new credentials with a new session id:
+    /// a thief holding any old token is locked out, and the caller stays logged in.
     pub async fn change_password(
         &self,
         auth: &Authenticated,
@@ -84,7 +146,7 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
         let new = Password::new_choice(new).map_err(|e| AuthError::Invalid(format!("new_password: {e}")))?;
-        let user = auth.session.user_id;
+        let user = auth.user_id;
         let account = self.store.account_by_id(&user).await?.ok_or(AuthError::Unauthenticated)?;
         // A stolen session must not become an oracle for guessing the password.
         let key = ThrottleKey::account(&account.username);
@@ -98,16 +160,14 @@ impl Auth {
         }
         let hash = self.hasher.hash(&new).await?;
         self.store.set_password_hash(&user, &hash).await?;
-        self.store.delete_sessions_of(&user, None).await?;
+        self.end_all_sessions(&user).await?;
         let account = crate::account::Account { password_hash: hash, ..account };
         let issued = self.start_session(account, client).await?;
-        self.audit(
-            AuditEvent::new(self.now(), AuditKind::PasswordChanged)
-                .user(user)
-                .session(issued.session.id)
-                .ip(ip_string(client)),
-        )
-        .await;
+        let mut event = AuditEvent::new(self.now(), AuditKind::PasswordChanged).user(user).ip(ip_string(client));
+        if let Some(s) = &issued.session {
+            event = event.session(s.id);
+        }
+        self.audit(event).await;
         Ok(issued)
     }
 }

@@ -39,6 +39,41 @@ pub enum SessionsCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys: kid, algorithm, when each signs from and until.
+    List,
+    /// Publish a new key; it signs once `jwt.jwks_max_age` has passed, and the old keys stay
+    /// published until the tokens they signed have expired.
+    Rotate,
+}
+
+pub async fn keys(config: &Config, cmd: KeysCommand) -> anyhow::Result<()> {
+    let (auth, store) = open_auth(config, Arc::new(SystemClock)).await?;
+    let result = async {
+        auth.tokens().context("signing keys exist only in the jwt and hybrid modes (auth.mode)")?;
+        let fmt =
+            |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        match cmd {
+            KeysCommand::List => {
+                for k in tessera_core::store::KeyStore::keys(store.as_ref()).await? {
+                    let until = k.retires_at.map(fmt).unwrap_or_else(|| "-".into());
+                    let sealed = if k.sealed { "sealed" } else { "unsealed" };
+                    println!("{}\t{}\tsigns from {}\tuntil {}\t{}", k.kid, k.alg, fmt(k.activates_at), until, sealed);
+                }
+            }
+            KeysCommand::Rotate => {
+                let key = auth.rotate_keys().await?;
+                println!("published {} ({}); it signs from {}", key.kid, key.alg, fmt(key.activates_at));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
 pub async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
     let (auth, store) = open_auth(config, Arc::new(SystemClock)).await?;
     let result = async {

@@ -37,6 +37,9 @@ enum Command {
     /// Manage sessions.
     #[command(subcommand)]
     Sessions(admin::SessionsCommand),
+    /// Manage signing keys (jwt and hybrid modes).
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
     /// Measure this machine: GET /v1/me per mode against a bare handler, and bytes per session.
     Bench {
         /// Seconds of measurement per server.
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Sessions(cmd) => admin::sessions(&config, cmd).await,
+        Command::Keys(cmd) => admin::keys(&config, cmd).await,
         Command::Bench { seconds, connections, rounds } => {
             let options = crate::bench::BenchOptions {
                 duration: std::time::Duration::from_secs(seconds),
@@ -88,33 +92,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config, Arc::new(SystemClock)).await?;
+    // Handlers first: a SIGTERM right after the banner must stop us gracefully, not kill us.
+    let stop = shutdown_signal()?;
     println!("tessera {} listening on http://{}", env!("CARGO_PKG_VERSION"), app.local_addr());
     println!("  mode:  {}", app.mode().as_str());
     println!("  store: sqlite at {}", app.db_path().display());
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(stop).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// SIGINT or SIGTERM: stop accepting, let in-flight requests finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM: stop accepting, let in-flight requests finish. The handlers are
+/// installed when this is called, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
 }

@@ -10,18 +10,27 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use crate::config::{CookieConfig, SameSite};
 
 pub const SESSION: &str = "tessera-session";
+pub const ACCESS: &str = "tessera-access";
 pub const CSRF: &str = "tessera-csrf";
+pub const REFRESH: &str = "tessera-refresh";
+/// The refresh cookie goes only where it is needed: a stolen page request elsewhere never
+/// carries it. One cookie per path, since a cookie has one `Path`.
+pub const REFRESH_PATHS: [&str; 2] = ["/v1/refresh", "/v1/logout"];
 
 #[derive(Debug, Clone)]
 pub struct CookiePolicy {
     secure: bool,
     same_site: &'static str,
     session_name: String,
+    access_name: String,
     csrf_name: String,
+    refresh_name: String,
+    /// jwt and hybrid modes carry access and refresh cookies instead of a session cookie.
+    token_mode: bool,
 }
 
 impl CookiePolicy {
-    pub fn new(config: &CookieConfig) -> Self {
+    pub fn new(config: &CookieConfig, token_mode: bool) -> Self {
         let prefix = if config.secure { "__Host-" } else { "" };
         Self {
             secure: config.secure,
@@ -30,12 +39,34 @@ impl CookiePolicy {
                 SameSite::Strict => "Strict",
             },
             session_name: format!("{prefix}{SESSION}"),
+            access_name: format!("{prefix}{ACCESS}"),
             csrf_name: format!("{prefix}{CSRF}"),
+            // `__Host-` requires `Path=/`; the refresh cookie's narrower path allows only `__Secure-`.
+            refresh_name: format!("{}{REFRESH}", if config.secure { "__Secure-" } else { "" }),
+            token_mode,
         }
     }
 
     pub fn session_name(&self) -> &str {
         &self.session_name
+    }
+
+    pub fn access_name(&self) -> &str {
+        &self.access_name
+    }
+
+    pub fn refresh_name(&self) -> &str {
+        &self.refresh_name
+    }
+
+    /// The access-token cookie: HttpOnly, like the session cookie.
+    pub fn access(&self, value: &str, max_age: i64) -> HeaderValue {
+        self.build(&self.access_name, value, max_age, true)
+    }
+
+    /// The refresh cookies, one per path in [`REFRESH_PATHS`].
+    pub fn refresh(&self, value: &str, max_age: i64) -> [HeaderValue; 2] {
+        REFRESH_PATHS.map(|path| self.build_at(&self.refresh_name, value, path, max_age, true))
     }
 
     /// The session cookie: HttpOnly, so a script (an XSS payload) cannot read it.
@@ -49,13 +80,24 @@ impl CookiePolicy {
         self.build(&self.csrf_name, value, max_age, false)
     }
 
-    /// Expires both cookies.
-    pub fn clear(&self) -> [HeaderValue; 2] {
-        [self.build(&self.session_name, "", 0, true), self.build(&self.csrf_name, "", 0, false)]
+    /// Expires every cookie the mode sets.
+    pub fn clear(&self) -> Vec<HeaderValue> {
+        let mut all = vec![self.build(&self.csrf_name, "", 0, false)];
+        if self.token_mode {
+            all.push(self.build(&self.access_name, "", 0, true));
+            all.extend(self.refresh("", 0));
+        } else {
+            all.push(self.build(&self.session_name, "", 0, true));
+        }
+        all
     }
 
     fn build(&self, name: &str, value: &str, max_age: i64, http_only: bool) -> HeaderValue {
-        let mut s = format!("{name}={value}; Path=/; Max-Age={}", max_age.max(0));
+        self.build_at(name, value, "/", max_age, http_only)
+    }
+
+    fn build_at(&self, name: &str, value: &str, path: &str, max_age: i64, http_only: bool) -> HeaderValue {
+        let mut s = format!("{name}={value}; Path={path}; Max-Age={}", max_age.max(0));
         if http_only {
             s.push_str("; HttpOnly");
         }
@@ -104,7 +146,7 @@ mod tests {
 
     #[test]
     fn secure_cookies_carry_every_attribute() {
-        let p = CookiePolicy::new(&CookieConfig::default());
+        let p = CookiePolicy::new(&CookieConfig::default(), false);
         let c = p.session("v", 60);
         assert_eq!(c, "__Host-tessera-session=v; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Lax");
         assert_eq!(p.csrf("c", 60), "__Host-tessera-csrf=c; Path=/; Max-Age=60; Secure; SameSite=Lax");

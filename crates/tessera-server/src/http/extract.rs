@@ -29,18 +29,27 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (raw, transport) = presented_credential(&parts.headers, state)?;
-        let token = SessionToken::parse(raw).ok_or_else(ApiError::invalid_token)?;
-        let auth = state.auth.authenticate(&token).await?;
+        let auth = if state.auth.tokens().is_some() {
+            state.auth.authenticate_access(raw).await?
+        } else {
+            let token = SessionToken::parse(raw).ok_or_else(ApiError::invalid_token)?;
+            state.auth.authenticate(&token).await?
+        };
         // Browsers attach cookies to cross-site requests; only our own page can read the CSRF
         // token and echo it. Bearer tokens are never sent automatically, so they need none.
-        if transport == Transport::Cookie && !parts.method.is_safe() {
-            let presented = parts.headers.get(&CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if !presented.is_some_and(|v| auth.session.csrf_matches(v)) {
-                return Err(AuthError::CsrfRejected.into());
-            }
+        if transport == Transport::Cookie
+            && !parts.method.is_safe()
+            && !csrf_header_ok(parts, |v| state.auth.csrf_matches(&auth, v))
+        {
+            return Err(AuthError::CsrfRejected.into());
         }
         Ok(Caller { auth, transport })
     }
+}
+
+/// Whether `X-CSRF-Token` is present and accepted by `check`.
+pub fn csrf_header_ok(parts: &Parts, check: impl FnOnce(&str) -> bool) -> bool {
+    parts.headers.get(&CSRF_HEADER).and_then(|v| v.to_str().ok()).is_some_and(check)
 }
 
 /// The raw credential and its transport. A token is only ever taken from the
@@ -54,8 +63,10 @@ fn presented_credential<'h>(headers: &'h HeaderMap, state: &AppState) -> Result<
         }
         return bearer_token(value).map(|t| (t, Transport::Bearer)).ok_or_else(ApiError::invalid_token);
     }
+    let cookie_name =
+        if state.auth.tokens().is_some() { state.cookies.access_name() } else { state.cookies.session_name() };
     if state.transports.contains(&Transport::Cookie)
-        && let Some(token) = cookies::find(headers, state.cookies.session_name())
+        && let Some(token) = cookies::find(headers, cookie_name)
     {
         return Ok((token, Transport::Cookie));
     }

@@ -110,7 +110,7 @@ impl ApiError {
                 status,
                 "unsupported-media-type",
                 "Unsupported media type",
-                "send the body as application/json",
+                "send the body as application/json (application/x-www-form-urlencoded for the RFC 7009/7662 endpoints)",
             ),
             _ => Self::bad_request(body_text),
         }

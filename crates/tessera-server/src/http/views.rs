@@ -24,7 +24,8 @@ pub struct SessionView<'a> {
 }
 
 impl<'a> SessionView<'a> {
-    pub fn new(state: &AppState, s: &'a Session, current: &SessionId) -> Self {
+    pub fn new(state: &AppState, s: &'a Session, current: impl Into<Option<&'a SessionId>>) -> Self {
+        let current = current.into();
         Self {
             id: s.id,
             created_at: s.created_at,
@@ -33,7 +34,7 @@ impl<'a> SessionView<'a> {
             idle_expires_at: state.auth.policy().session.idle_expires_at(s),
             user_agent: s.user_agent.as_deref(),
             ip: s.ip.as_deref(),
-            current: s.id == *current,
+            current: current == Some(&s.id),
         }
     }
 }
@@ -53,7 +54,16 @@ pub struct SessionSummary {
 #[derive(Serialize)]
 pub struct LoginAnswer {
     pub user: UserView,
-    pub session: SessionSummary,
+    /// `null` only in the jwt mode without refresh, which keeps no server session.
+    pub session: Option<SessionSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

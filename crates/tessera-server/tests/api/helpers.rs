@@ -39,6 +39,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub data_dir: TempDir,
     pub client: reqwest::Client,
+    /// The `tessera.toml` the server was started with (the harness overrides the listener and
+    /// the data directory), so a CLI process can be pointed at the same configuration.
+    pub toml: String,
     config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -51,22 +54,43 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the server with `toml` (a whole `tessera.toml`; it must select session mode).
 pub async fn spawn_app_with(toml: &str) -> TestApp {
     assert!(toml.contains("mode = \"session\""), "every test configuration selects session mode explicitly:\n{toml}");
-    let mut config = Config::from_toml(toml).unwrap_or_else(|e| panic!("test configuration: {e:?}\n{toml}"));
+    spawn(toml).await
+}
+
+/// Starts the server in one of the token modes: `toml` must select `jwt` or `hybrid`
+/// explicitly (the built-in default mode is not what these tests are about).
+pub async fn spawn_token_app(toml: &str) -> TestApp {
+    assert!(
+        toml.contains("mode = \"hybrid\"") || toml.contains("mode = \"jwt\""),
+        "every token-mode test configuration selects jwt or hybrid explicitly:\n{toml}"
+    );
+    spawn(toml).await
+}
+
+async fn spawn(toml: &str) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    config.server.listen = "127.0.0.1:0".parse().expect("socket address");
-    config.store.data_dir = data_dir.path().join("data");
+    let config = harness_config(toml, &data_dir);
     let clock = Arc::new(ManualClock::starting_now());
     let mut app = TestApp {
         addr: config.server.listen,
         clock,
         data_dir,
         client: new_client(),
+        toml: toml.to_owned(),
         config,
         shutdown: None,
         server: None,
     };
     app.start().await;
     app
+}
+
+/// `toml` with the harness's listener (port 0) and data directory.
+fn harness_config(toml: &str, data_dir: &TempDir) -> Config {
+    let mut config = Config::from_toml(toml).unwrap_or_else(|e| panic!("test configuration: {e:?}\n{toml}"));
+    config.server.listen = "127.0.0.1:0".parse().expect("socket address");
+    config.store.data_dir = data_dir.path().join("data");
+    config
 }
 
 fn new_client() -> reqwest::Client {
@@ -79,10 +103,12 @@ fn new_client() -> reqwest::Client {
 
 impl TestApp {
     async fn start(&mut self) {
+        self.try_start().await.unwrap_or_else(|e| panic!("Application::build: {e:?}"));
+    }
+
+    async fn try_start(&mut self) -> anyhow::Result<()> {
         let clock: Arc<dyn Clock> = self.clock.clone();
-        let app = Application::build(self.config.clone(), clock)
-            .await
-            .unwrap_or_else(|e| panic!("Application::build: {e:?}"));
+        let app = Application::build(self.config.clone(), clock).await?;
         self.addr = app.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
@@ -90,6 +116,18 @@ impl TestApp {
         }));
         self.shutdown = Some(tx);
         self.server = Some(server);
+        Ok(())
+    }
+
+    /// Stops the server and tries to start it again on the same data directory and clock with
+    /// another configuration; the error is `Application::build`'s. On success `toml` and
+    /// `addr` follow the new server.
+    pub async fn try_restart_with(&mut self, toml: &str) -> anyhow::Result<()> {
+        self.stop().await;
+        self.client = new_client();
+        self.config = harness_config(toml, &self.data_dir);
+        self.toml = toml.to_owned();
+        self.try_start().await
     }
 
     /// Stops the server gracefully and starts a new one on the same data directory and clock

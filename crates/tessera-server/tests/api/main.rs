@@ -1,8 +1,11 @@
-//! Black-box tests of tessera's session mode: each test starts the real server on a random
-//! port with a fresh SQLite data directory and a clock it can move, and talks HTTP to it.
-//! One test binary, one module per area of the contract (SPEC §2 and §3).
+//! Black-box tests of tessera: each test starts the real server on a random port with a fresh
+//! SQLite data directory and a clock it can move, and talks HTTP to it. One test binary, one
+//! module per area of the contract (SPEC §1–§3): first the session mode, then the token modes
+//! (jwt, hybrid).
 
+mod forge;
 mod helpers;
+mod token_helpers;
 
 mod accounts;
 mod admin;
@@ -17,3 +20,12 @@ mod password;
 mod restart;
 mod throttle;
 mod timeouts;
+
+mod introspect_revoke;
+mod jwks_and_keys;
+mod jwt_attacks;
+mod refresh;
+mod revocation_matrix;
+mod token_cookies;
+mod token_login;
+mod token_restart;

@@ -41,27 +41,50 @@ pub fn issue(state: &AppState, issued: &IssuedSession, transport: Transport, sta
 
 fn issue_inner(state: &AppState, issued: &IssuedSession, transport: Transport, status: StatusCode) -> Response {
     let policy = &state.auth.policy().session;
-    let session = &issued.session;
-    let summary = SessionSummary {
-        id: session.id,
-        expires_at: session.expires_at,
-        idle_expires_at: policy.idle_expires_at(session),
+    let now = state.auth.now();
+    let summary = issued.session.as_ref().map(|s| SessionSummary {
+        id: s.id,
+        expires_at: s.expires_at,
+        idle_expires_at: policy.idle_expires_at(s),
+    });
+    let user = UserView { id: issued.account_id, username: issued.username.clone() };
+    let access = issued.access.as_ref();
+    let mut answer = LoginAnswer {
+        user,
+        session: summary,
+        access_token: None,
+        token_type: access.map(|_| "Bearer"),
+        expires_in: access.map(|a| (a.expires_at - now).whole_seconds()),
+        refresh_token: None,
+        session_token: None,
+        csrf_token: None,
     };
-    let user = UserView::from(&issued.account);
     match transport {
         Transport::Bearer => {
-            let answer =
-                LoginAnswer { user, session: summary, session_token: Some(issued.token.encode()), csrf_token: None };
+            answer.access_token = access.map(|a| a.token.clone());
+            answer.refresh_token = issued.refresh.as_ref().map(|r| r.encode());
+            answer.session_token = issued.session_token.as_ref().map(|t| t.encode());
             (status, axum::Json(answer)).into_response()
         }
         Transport::Cookie => {
-            let csrf = issued.csrf.encode();
-            // The cookie lives as long as the session can; the server enforces the idle end.
-            let max_age = (session.expires_at - state.auth.now()).whole_seconds();
+            let cookies = &state.cookies;
+            // Cookies live as long as what they carry can; the server enforces the rest.
+            let session_left = issued.session.as_ref().map(|s| (s.expires_at - now).whole_seconds());
             let mut headers = HeaderMap::new();
-            headers.append(SET_COOKIE, state.cookies.session(&issued.token.encode(), max_age));
-            headers.append(SET_COOKIE, state.cookies.csrf(&csrf, max_age));
-            let answer = LoginAnswer { user, session: summary, session_token: None, csrf_token: Some(csrf) };
+            if let Some(t) = &issued.session_token {
+                headers.append(SET_COOKIE, cookies.session(&t.encode(), session_left.unwrap_or(0)));
+            }
+            if let Some(a) = access {
+                headers.append(SET_COOKIE, cookies.access(&a.token, (a.expires_at - now).whole_seconds()));
+            }
+            if let Some(r) = &issued.refresh {
+                for c in cookies.refresh(&r.encode(), session_left.unwrap_or(0)) {
+                    headers.append(SET_COOKIE, c);
+                }
+            }
+            let csrf_left = session_left.or(access.map(|a| (a.expires_at - now).whole_seconds())).unwrap_or(0);
+            headers.append(SET_COOKIE, cookies.csrf(&issued.csrf, csrf_left));
+            answer.csrf_token = Some(issued.csrf.clone());
             if status == StatusCode::NO_CONTENT {
                 (status, headers).into_response()
             } else {

@@ -7,3 +7,4 @@ pub mod health;
 pub mod login;
 pub mod password;
 pub mod sessions;
+pub mod tokens;

@@ -30,10 +30,11 @@ struct AuthView {
 
 /// `GET /v1/me`
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Response {
-    let s = &caller.auth.session;
+    let a = &caller.auth;
     let me = Me {
-        user: UserView { id: s.user_id, username: s.username.clone() },
-        session: Some(SessionView::new(&state, s, &s.id)),
+        user: UserView { id: a.user_id, username: a.username.clone() },
+        // Token modes answer from the token alone unless the check read the session anyway.
+        session: a.session.as_ref().map(|s| SessionView::new(&state, s, &s.id)),
         auth: AuthView {
             mode: state.auth.policy().mode.as_str(),
             transport: caller.transport.as_str(),
@@ -50,9 +51,9 @@ struct SessionList<'a> {
 
 /// `GET /v1/sessions`
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let current = caller.auth.session_id();
-    let sessions = state.auth.sessions(&caller.auth.session.user_id).await?;
-    let views = sessions.iter().map(|s| SessionView::new(&state, s, &current)).collect();
+    let current = caller.auth.session_id;
+    let sessions = state.auth.sessions(&caller.auth.user_id).await?;
+    let views = sessions.iter().map(|s| SessionView::new(&state, s, current.as_ref())).collect();
     Ok(axum::Json(SessionList { sessions: views }).into_response())
 }
 
@@ -63,11 +64,11 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = SessionId::parse(&id).ok_or_else(|| ApiError::not_found("no such session"))?;
-    state.auth.revoke_session(&caller.auth.session.user_id, &id).await.map_err(|e| match e {
+    state.auth.revoke_session(&caller.auth.user_id, &id).await.map_err(|e| match e {
         tessera_core::AuthError::NotFound => ApiError::not_found("no such session"),
         other => other.into(),
     })?;
-    let ended_own = id == caller.auth.session_id();
+    let ended_own = Some(id) == caller.auth.session_id;
     Ok(no_content(&state, caller.transport, ended_own))
 }
 
@@ -79,7 +80,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Res
 
 /// `POST /v1/logout-all`
 pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    state.auth.revoke_all_sessions(&caller.auth.session.user_id, "logout-all").await?;
+    state.auth.revoke_all_sessions(&caller.auth.user_id, "logout-all").await?;
     Ok(no_content(&state, caller.transport, true))
 }
 

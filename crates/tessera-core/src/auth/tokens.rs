@@ -1,0 +1,193 @@
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+
+use aws_lc_rs::hmac;
+use time::OffsetDateTime;
+
+use crate::error::AuthError;
+use crate::id::UserId;
+use crate::jwt::{Alg, KeySet, Keys, Sealer, SigningKey, VerifiedCache};
+use crate::policy::TokenPolicy;
+use crate::refresh::RefreshChain;
+use crate::revocation::Denylist;
+use crate::secret::random_bytes;
+use crate::store::{Store, StoredKey};
+use crate::username::Username;
+
+/// Everything the token modes need beyond the store: the signing keys (swapped atomically on
+/// rotation), the server secrets, the in-process denylist and the verified-token cache.
+pub struct Tokens {
+    pub(super) policy: TokenPolicy,
+    pub(super) keys: Keys,
+    sealer: Option<Sealer>,
+    pub(super) chain: RefreshChain,
+    pub(super) csrf: hmac::Key,
+    pub(super) denylist: Denylist,
+    pub(super) verified: VerifiedCache,
+    /// Usernames never change, so `/v1/me` in token modes reads each one once per process.
+    pub(super) usernames: RwLock<HashMap<UserId, Username>>,
+    denylist_cursor: Mutex<u64>,
+}
+
+const CHAIN_SECRET: &str = "refresh-chain";
+const CSRF_SECRET: &str = "csrf";
+
+/// A 32-byte server secret shared by every instance, created on first start. With a seal key
+/// it is stored sealed, under its own name: turning sealing on or off starts new secrets
+/// (existing refresh tokens then stop working — users log in again) rather than misreading
+/// old ones.
+async fn server_secret(store: &dyn Store, sealer: Option<&Sealer>, name: &str) -> Result<Vec<u8>, AuthError> {
+    let internal = |e: crate::jwt::JwtError| AuthError::Internal(format!("secret {name}: {e}"));
+    match sealer {
+        None => Ok(store.secret_or_insert(name, &random_bytes::<32>()).await?),
+        Some(s) => {
+            let sealed_name = format!("{name}.sealed");
+            let fresh = s.seal(&sealed_name, &random_bytes::<32>()).map_err(internal)?;
+            let stored = store.secret_or_insert(&sealed_name, &fresh).await?;
+            s.open(&sealed_name, &stored).map_err(internal)
+        }
+    }
+}
+
+impl Tokens {
+    /// Loads the server secrets and signing keys, creating them on first start.
+    pub async fn load(store: &dyn Store, now: OffsetDateTime, policy: TokenPolicy) -> Result<Self, AuthError> {
+        let sealer = policy.seal_key.map(|k| Sealer::new(&k));
+        let chain = server_secret(store, sealer.as_ref(), CHAIN_SECRET).await?;
+        let csrf = server_secret(store, sealer.as_ref(), CSRF_SECRET).await?;
+        let tokens = Self {
+            keys: Keys::new(KeySet::empty()),
+            sealer,
+            chain: RefreshChain::new(&chain),
+            csrf: hmac::Key::new(hmac::HMAC_SHA256, &csrf),
+            denylist: Denylist::new(policy.max_staleness),
+            verified: VerifiedCache::new(10_000),
+            usernames: RwLock::default(),
+            denylist_cursor: Mutex::new(0),
+            policy,
+        };
+        if !tokens.has_usable_key(&store.keys().await?, now) {
+            tokens.create_key(store, now, now).await?;
+        }
+        tokens.reload_keys(store, now).await?;
+        Ok(tokens)
+    }
+
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.policy
+    }
+
+    fn alg(&self) -> Alg {
+        self.policy.jwt.alg
+    }
+
+    fn has_usable_key(&self, stored: &[StoredKey], now: OffsetDateTime) -> bool {
+        stored.iter().any(|k| k.alg == self.alg().as_str() && k.retires_at.is_none_or(|r| r > now))
+    }
+
+    async fn create_key(
+        &self,
+        store: &dyn Store,
+        now: OffsetDateTime,
+        activates_at: OffsetDateTime,
+    ) -> Result<StoredKey, AuthError> {
+        let (key, private) = SigningKey::generate(self.alg()).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let (private, sealed) = match &self.sealer {
+            Some(s) => (s.seal(key.kid(), &private).map_err(|e| AuthError::Internal(e.to_string()))?, true),
+            None => (private, false),
+        };
+        let stored = StoredKey {
+            kid: key.kid().to_owned(),
+            alg: self.alg().as_str().to_owned(),
+            private,
+            sealed,
+            created_at: now,
+            activates_at,
+            retires_at: None,
+        };
+        store.insert_key(&stored).await?;
+        Ok(stored)
+    }
+
+    /// Rebuilds the key set from the store (every instance does this periodically, so a
+    /// rotation made anywhere is followed without a restart) and prunes keys whose tokens
+    /// have all expired. Cached verifications by keys no longer trusted are dropped.
+    pub async fn reload_keys(&self, store: &dyn Store, now: OffsetDateTime) -> Result<(), AuthError> {
+        let lifetime = self.policy.jwt.access_ttl + self.policy.jwt.leeway;
+        let mut entries = Vec::new();
+        for k in store.keys().await? {
+            if k.retires_at.is_some_and(|r| r + lifetime <= now) {
+                store.delete_key(&k.kid).await?;
+                continue;
+            }
+            if k.alg != self.alg().as_str() {
+                continue;
+            }
+            let private = match (&self.sealer, k.sealed) {
+                (Some(s), true) => s.open(&k.kid, &k.private).map_err(|e| AuthError::Internal(e.to_string()))?,
+                (None, true) => {
+                    return Err(AuthError::Internal(format!(
+                        "key {} is sealed and no jwt.seal_key is configured",
+                        k.kid
+                    )));
+                }
+                (_, false) => k.private.clone(),
+            };
+            let key = SigningKey::from_private(&k.kid, self.alg(), &private)
+                .map_err(|e| AuthError::Internal(e.to_string()))?;
+            entries.push((key, k.activates_at, k.retires_at));
+        }
+        let set = KeySet::new(entries, now, lifetime).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let before: Vec<String> = self.keys.current().verifier_kids();
+        let after = set.verifier_kids();
+        // Swap first, then flush: a verification racing the flush can no longer use the old set.
+        self.keys.replace(set);
+        for gone in before.iter().filter(|k| !after.contains(k)) {
+            self.verified.flush_kid(gone);
+        }
+        Ok(())
+    }
+
+    /// Publishes a new key that starts signing after `jwks_max_age` — by then every verifier
+    /// that cached the old JWKS has fetched the new one — and retires the others from then.
+    pub async fn rotate_keys(&self, store: &dyn Store, now: OffsetDateTime) -> Result<StoredKey, AuthError> {
+        let activates_at = now + self.policy.jwks_max_age;
+        let key = self.create_key(store, now, activates_at).await?;
+        store.retire_keys(&key.kid, activates_at).await?;
+        self.reload_keys(store, now).await?;
+        Ok(key)
+    }
+
+    /// The public keys, for `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.current().jwks()
+    }
+
+    /// Catches the denylist copy up with the store.
+    pub async fn sync_denylist(&self, store: &dyn Store, now: OffsetDateTime) -> Result<usize, AuthError> {
+        let cursor = *self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let (entries, next) = store.denied_since(cursor, now).await?;
+        self.denylist.apply(&entries);
+        {
+            let mut c = self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
+            *c = (*c).max(next);
+        }
+        self.denylist.mark_synced();
+        self.denylist.purge(now);
+        Ok(entries.len())
+    }
+}
+
+impl super::Auth {
+    /// `tessera keys rotate`: publishes the next key (see [`Tokens::rotate_keys`]) and audits it.
+    pub async fn rotate_keys(&self) -> Result<StoredKey, AuthError> {
+        let tokens = self.tokens_or_internal()?;
+        let key = tokens.rotate_keys(self.store.as_ref(), self.now()).await?;
+        self.audit(
+            crate::audit::AuditEvent::new(self.now(), crate::audit::AuditKind::KeyRotated)
+                .detail(format!("{} signs from {}", key.kid, key.activates_at)),
+        )
+        .await;
+        Ok(key)
+    }
+}
