@@ -123,6 +123,12 @@ pub trait DenylistStore: Send + Sync + 'static {
     /// Entries added after `cursor` that are unexpired at `now`, and the cursor to pass next
     /// time. Cursor 0 returns every live entry (start-up).
     async fn denied_since(&self, cursor: u64, now: OffsetDateTime) -> Result<(Vec<DenyEntry>, u64), StoreError>;
+    /// Signalled when entries may have been added by any process (a push channel, such as
+    /// Redis pub/sub), and after the channel reconnects, so a reader can catch up at once
+    /// instead of at its next poll. `None`: the backend has no such channel; poll.
+    fn denylist_changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 #[async_trait]

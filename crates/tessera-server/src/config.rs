@@ -79,14 +79,37 @@ pub enum ProxyHeader {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// The embedded store's directory; unused when `postgres_url` and `redis_url` are set.
     pub data_dir: PathBuf,
+    /// Accounts, signing keys, server secrets and audit records, e.g.
+    /// `postgres://tessera@db:5432/tessera`. Set together with `redis_url`.
     pub postgres_url: String,
+    /// Sessions, refresh families, the denylist and throttle counters, e.g.
+    /// `redis://cache:6379`. With `redis_cluster`, a comma-separated list of seed nodes.
     pub redis_url: String,
+    /// `redis_url` names Redis Cluster nodes rather than one standalone server.
+    pub redis_cluster: bool,
+    /// Prepended to every Redis key and channel, so several tessera deployments (or test
+    /// runs) can share one Redis.
+    pub redis_prefix: String,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./tessera-data"), postgres_url: String::new(), redis_url: String::new() }
+        Self {
+            data_dir: PathBuf::from("./tessera-data"),
+            postgres_url: String::new(),
+            redis_url: String::new(),
+            redis_cluster: false,
+            redis_prefix: "tessera".into(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// PostgreSQL + Redis rather than the embedded SQLite file.
+    pub fn is_distributed(&self) -> bool {
+        !self.postgres_url.is_empty()
     }
 }
 
@@ -287,11 +310,20 @@ impl Config {
                 "\"allowlist\" needs server sessions: enable refresh or use hybrid",
             ));
         }
-        if !self.store.postgres_url.is_empty() || !self.store.redis_url.is_empty() {
+        if self.store.postgres_url.is_empty() != self.store.redis_url.is_empty() {
+            let key = if self.store.postgres_url.is_empty() { "store.postgres_url" } else { "store.redis_url" };
             return Err(invalid(
-                "store.postgres_url",
-                "the PostgreSQL + Redis backend is not implemented yet; leave postgres_url and redis_url empty",
+                key,
+                "the distributed backend needs both postgres_url and redis_url (or neither, for the embedded store)",
             ));
+        }
+        if self.store.redis_cluster && self.store.redis_url.is_empty() {
+            return Err(invalid("store.redis_cluster", "needs redis_url: the cluster's seed nodes"));
+        }
+        if self.store.redis_prefix.is_empty()
+            || !self.store.redis_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(invalid("store.redis_prefix", "letters, digits and - _ . : only, not empty"));
         }
         positive("session.idle_timeout", self.session.idle_timeout)?;
         positive("session.absolute_timeout", self.session.absolute_timeout)?;

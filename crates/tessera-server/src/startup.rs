@@ -11,9 +11,10 @@ use tessera_core::jwt::{Alg, JwtSettings};
 use tessera_core::policy::{RefreshPolicy, TokenPolicy};
 use tessera_core::revocation::RevocationCheck;
 use tessera_core::secret::TokenHash;
+use tessera_core::store::Store;
 use tessera_core::throttle::ThrottlePolicy;
 use tessera_core::{Auth, Clock, Mode, PasswordHasher, Policy, SessionPolicy};
-use tessera_store::SqliteStore;
+use tessera_store::{DistributedStore, RedisSettings, SqliteStore};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, JwtAlg, ModeSetting};
@@ -28,7 +29,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     config: Config,
-    store: Arc<SqliteStore>,
+    store: Backend,
     state: AppState,
 }
 
@@ -59,8 +60,9 @@ impl Application {
         self.listener.local_addr().unwrap_or(self.config.server.listen)
     }
 
-    pub fn db_path(&self) -> &std::path::Path {
-        self.store.db_path()
+    /// Where the data lives, for start-up messages.
+    pub fn store_description(&self) -> String {
+        self.store.describe()
     }
 
     pub fn mode(&self) -> Mode {
@@ -77,19 +79,32 @@ impl Application {
     }
 }
 
-/// Keeps an instance's copies current: the denylist (every 100 ms, when it is the revocation
-/// check) and the signing keys (every 5 s, so a rotation anywhere is followed without a
-/// restart). Failures are logged; a denylist that stays behind fails closed by itself.
+/// Keeps an instance's copies current: the denylist (every 100 ms, and at once whenever the
+/// store signals a change, when it is the revocation check) and the signing keys (every 5 s,
+/// so a rotation anywhere is followed without a restart). Failures are logged; a denylist
+/// that stays behind fails closed by itself.
 async fn maintain(state: AppState) {
     let Some(tokens) = state.auth.tokens() else { return };
     let store = state.auth.store().as_ref();
     let needs_denylist = tokens.policy().revocation == RevocationCheck::Denylist;
+    let changes = store.denylist_changes().filter(|_| needs_denylist);
+    let changed = || async {
+        match &changes {
+            Some(notify) => notify.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     let mut sync = tokio::time::interval(DENYLIST_SYNC);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload = tokio::time::interval(KEY_RELOAD);
     reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = changed() => {
+                if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
+                    tracing::warn!(error = %e, "denylist sync failed");
+                }
+            }
             _ = sync.tick(), if needs_denylist => {
                 if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
                     tracing::warn!(error = %e, "denylist sync failed");
@@ -105,12 +120,9 @@ async fn maintain(state: AppState) {
 }
 
 /// The domain service over the configured store; also what the CLI's admin commands use.
-pub async fn open_auth(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Auth, Arc<SqliteStore>)> {
-    let store = Arc::new(
-        SqliteStore::open(&config.store.data_dir)
-            .await
-            .with_context(|| format!("cannot open the store in {}", config.store.data_dir.display()))?,
-    );
+pub async fn open_auth(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Auth, Backend)> {
+    let backend = Backend::open(config).await?;
+    let store = backend.store();
     let concurrency = match config.server.hash_concurrency {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -128,8 +140,59 @@ pub async fn open_auth(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         }
         None => None,
     };
-    let auth = Auth::new(store.clone(), clock, hasher, policy, tokens);
-    Ok((auth, store))
+    let auth = Auth::new(store, clock, hasher, policy, tokens);
+    Ok((auth, backend))
+}
+
+/// The configured store: the embedded SQLite file, or PostgreSQL + Redis.
+#[derive(Clone)]
+pub enum Backend {
+    Embedded(Arc<SqliteStore>),
+    Distributed(Arc<DistributedStore>),
+}
+
+impl Backend {
+    /// Opens the store `config` names, applying migrations.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        if config.store.is_distributed() {
+            let redis = RedisSettings {
+                url: config.store.redis_url.clone(),
+                cluster: config.store.redis_cluster,
+                prefix: config.store.redis_prefix.clone(),
+            };
+            let store = DistributedStore::connect(&config.store.postgres_url, &redis)
+                .await
+                .context("cannot open the distributed store (store.postgres_url, store.redis_url)")?;
+            Ok(Self::Distributed(Arc::new(store)))
+        } else {
+            let store = SqliteStore::open(&config.store.data_dir)
+                .await
+                .with_context(|| format!("cannot open the store in {}", config.store.data_dir.display()))?;
+            Ok(Self::Embedded(Arc::new(store)))
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Embedded(s) => s.clone(),
+            Self::Distributed(s) => s.clone(),
+        }
+    }
+
+    /// Where the data lives, for start-up messages (no credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Embedded(s) => format!("sqlite at {}", s.db_path().display()),
+            Self::Distributed(_) => "postgres + redis".to_owned(),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Embedded(s) => s.close().await,
+            Self::Distributed(s) => s.close().await,
+        }
+    }
 }
 
 pub fn policy(config: &Config) -> anyhow::Result<Policy> {

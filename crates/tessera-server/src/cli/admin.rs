@@ -56,7 +56,7 @@ pub async fn keys(config: &Config, cmd: KeysCommand) -> anyhow::Result<()> {
             |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         match cmd {
             KeysCommand::List => {
-                for k in tessera_core::store::KeyStore::keys(store.as_ref()).await? {
+                for k in tessera_core::store::KeyStore::keys(store.store().as_ref()).await? {
                     let until = k.retires_at.map(fmt).unwrap_or_else(|| "-".into());
                     let sealed = if k.sealed { "sealed" } else { "unsealed" };
                     println!("{}\t{}\tsigns from {}\tuntil {}\t{}", k.kid, k.alg, fmt(k.activates_at), until, sealed);

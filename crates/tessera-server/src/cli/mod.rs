@@ -71,7 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let (_, store) = crate::startup::open_auth(&config, Arc::new(SystemClock)).await?;
-            println!("migrations applied: {}", store.db_path().display());
+            println!("migrations applied: {}", store.describe());
             store.close().await;
             Ok(())
         }
@@ -96,7 +96,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let stop = shutdown_signal()?;
     println!("tessera {} listening on http://{}", env!("CARGO_PKG_VERSION"), app.local_addr());
     println!("  mode:  {}", app.mode().as_str());
-    println!("  store: sqlite at {}", app.db_path().display());
+    println!("  store: {}", app.store_description());
     app.run_until_stopped(stop).await?;
     tracing::info!("stopped");
     Ok(())

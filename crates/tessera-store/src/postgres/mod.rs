@@ -1,0 +1,178 @@
+//! The PostgreSQL half of the distributed backend: accounts, the audit trail, signing keys and
+//! server secrets, shared by every instance. Sessions, throttle counters and the denylist live
+//! in Redis; the server combines the two.
+//!
+//! - Several instances may start at once against one database. sqlx's migrator serialises them
+//!   on an advisory lock, and every write here is one statement that is right whichever instance
+//!   runs it, in whatever order.
+//! - An outage must turn into 503s quickly, not into requests that hang: a request waits at most
+//!   [`ACQUIRE_TIMEOUT`] for a connection, and [`PgStore::connect`] gives up after as long when
+//!   PostgreSQL is down.
+//!
+//! Each storage trait is implemented in its own file, as for SQLite.
+
+mod accounts;
+mod audit;
+mod keys;
+
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tessera_core::id::{SessionId, UserId};
+use tessera_core::store::StoreError;
+
+/// Enough for the requests of one instance; every instance has its own pool, so the sum over
+/// instances must stay under the server's `max_connections`.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a request waits for a connection before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Names the instances' sessions in `pg_stat_activity`, unless the URL names them already.
+const APPLICATION_NAME: &str = "tessera";
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL store. Cheap to clone: clones share one pool (an `Arc` inside).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (e.g. `postgres://tessera@db:5432/tessera?options[search_path]=auth`)
+    /// and applies the migrations. Fails with [`StoreError::Unavailable`] after
+    /// [`ACQUIRE_TIMEOUT`] when PostgreSQL does not answer, and with [`StoreError::Other`] when
+    /// the URL or the credentials are wrong. Must be called inside a tokio runtime.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options: PgConnectOptions = url.parse().map_err(db_err)?;
+        if options.get_application_name().is_none() {
+            options = options.application_name(APPLICATION_NAME);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Unavailable(msg) => {
+                    StoreError::Unavailable(format!("no PostgreSQL connection within {ACQUIRE_TIMEOUT:?}: {msg}"))
+                }
+                other => other,
+            })?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies any migration not yet applied (`tessera migrate`). [`PgStore::connect`] already
+    /// does this; running it again is a no-op.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let result = MIGRATOR.run(&mut *conn).await;
+        if result.is_err() {
+            // The migrator releases its session-level advisory lock only on success. Back in the
+            // pool, this connection would keep holding it and block every later migration, of
+            // every instance, forever; closing it ends the session and frees the lock.
+            conn.close_on_drop();
+        }
+        result.map_err(migrate_err)
+    }
+
+    /// Succeeds when PostgreSQL answers; part of `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Closes every connection. Later calls on any clone fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// The one mapping from sqlx's errors to the domain's: a broken uniqueness rule is a
+/// conflict, anything that may pass by itself is unavailability (callers fail closed), and
+/// the rest is a bug, a misconfiguration or corruption to log.
+fn db_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.code().is_some_and(|code| is_transient_sqlstate(&code)) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// SQLSTATEs that describe the server's condition rather than the request
+/// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>): classes 08 (connection
+/// exception), 53 (insufficient resources: disk full, too many connections) and 57 (operator
+/// intervention: shutdown, `cannot_connect_now` during start-up or recovery, a cancelled
+/// query), plus serialization failure and deadlock, which a retry resolves.
+fn is_transient_sqlstate(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "53" | "57")) || matches!(code, "40001" | "40P01")
+}
+
+fn migrate_err(e: MigrateError) -> StoreError {
+    match e {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => db_err(e),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+fn user_id(bytes: &[u8]) -> Result<UserId, StoreError> {
+    bytes.try_into().map(UserId::from_bytes).map_err(|_| corrupt("user id"))
+}
+
+fn session_id(bytes: &[u8]) -> Result<SessionId, StoreError> {
+    bytes.try_into().map(SessionId::from_bytes).map_err(|_| corrupt("session id"))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("corrupt {what} in the database"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_conditions_are_transient() {
+        for code in ["08006", "08001", "53300", "53100", "57P01", "57P03", "57014", "40001", "40P01"] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn request_errors_are_not_transient() {
+        // unique violation, syntax error, undefined table, invalid password, unknown database,
+        // check violation, and a code too short to have a class.
+        for code in ["23505", "42601", "42P01", "28P01", "3D000", "23514", "4", ""] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_and_connection_failures_are_unavailable() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::Protocol("unexpected message".into()),
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+        ] {
+            assert!(matches!(db_err(e), StoreError::Unavailable(_)));
+        }
+        assert!(matches!(db_err(sqlx::Error::RowNotFound), StoreError::Other(_)));
+    }
+}

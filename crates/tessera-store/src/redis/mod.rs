@@ -1,0 +1,269 @@
+//! The Redis half of the distributed backend: sessions and their refresh families, the
+//! access-token denylist and the brute-force counters — everything that is hot, short-lived
+//! and shared by every instance. Standalone Redis or Redis Cluster.
+//!
+//! - Keys. Everything of one user sits under one hash tag, `<prefix>:{u:<user id>}:…`, so
+//!   every per-user operation (logout-all, listing sessions, a refresh rotation) is one
+//!   atomic Lua script on one Cluster slot. The denylist lives under `<prefix>:{deny}:…`.
+//! - Expiry. A session key expires with the session's absolute lifetime, a throttle counter
+//!   when it would be forgotten anyway, a denylist entry is pruned once the tokens it covers
+//!   have expired: nothing expired lingers.
+//! - Atomicity. Every read-modify-write is a Lua script, so it is atomic across any number of
+//!   instances: of N concurrent rotations of one refresh family exactly one matches.
+//! - Propagation. Every denylist write publishes on `<prefix>:deny`; each instance keeps a
+//!   subscription and wakes its denylist sync on every message and after every reconnect
+//!   (see [`DenylistStore::denylist_changes`]).
+//! - Failure. Connections reconnect by themselves; a command that cannot be answered within
+//!   [`RESPONSE_TIMEOUT`] fails as [`StoreError::Unavailable`], which callers turn into 503.
+
+mod codec;
+mod denylist;
+mod sessions;
+mod throttle;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RetryMethod, Value};
+use tessera_core::id::UserId;
+use tessera_core::store::StoreError;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// A command (or a reconnection attempt) that takes longer than this counts as an outage.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Between attempts to restore a lost subscription.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
+
+/// Where to find Redis and how to name things in it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// One URL (`redis://host:6379`), or with `cluster` a comma-separated list of seed nodes.
+    pub url: String,
+    pub cluster: bool,
+    /// Prepended to every key and channel.
+    pub prefix: String,
+}
+
+/// The Redis store. Cheap to clone: clones share connections and the subscription task.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    keys: Keys,
+    changes: Arc<Notify>,
+    subscriber: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let task = self.subscriber.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connects (failing with [`StoreError::Unavailable`] if Redis does not answer) and starts
+    /// the denylist subscription. Must be called inside a tokio runtime.
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let urls: Vec<&str> = settings.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        if urls.is_empty() {
+            return Err(StoreError::Other("store.redis_url is empty".into()));
+        }
+        let conn = if settings.cluster {
+            let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(RESPONSE_TIMEOUT)
+                .retries(2)
+                .build()
+                .map_err(redis_err)?;
+            Conn::Cluster(Box::new(client.get_async_connection().await.map_err(redis_err)?))
+        } else {
+            if urls.len() > 1 {
+                return Err(StoreError::Other(
+                    "store.redis_url lists several servers: set store.redis_cluster = true for a cluster".into(),
+                ));
+            }
+            let client = redis::Client::open(urls[0]).map_err(redis_err)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(200));
+            Conn::Single(ConnectionManager::new_with_config(client, config).await.map_err(redis_err)?)
+        };
+        let keys = Keys { prefix: settings.prefix.clone() };
+        let changes = Arc::new(Notify::new());
+        let subscriber = tokio::spawn(subscribe(
+            urls.iter().map(|u| (*u).to_owned()).collect(),
+            keys.deny_channel(),
+            Arc::clone(&changes),
+        ));
+        Ok(Self { inner: Arc::new(Inner { conn, keys, changes, subscriber: Mutex::new(Some(subscriber)) }) })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(redis_err)?;
+        Ok(())
+    }
+
+    /// Stops the subscription. Connections close when the last clone drops.
+    pub async fn close(&self) {
+        let task = self.inner.subscriber.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// `MEMORY USAGE` of the session's key: what one session costs in Redis (benchmarks).
+    pub async fn session_memory(
+        &self,
+        user: &UserId,
+        id: &tessera_core::id::SessionId,
+    ) -> Result<Option<u64>, StoreError> {
+        redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(self.keys().session(user, id))
+            .arg("SAMPLES")
+            .arg(0)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)
+    }
+
+    fn conn(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
+    fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+}
+
+/// The naming scheme, in one place.
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// `<prefix>:{u:<user>}:s:` — followed by a session id, a session's hash.
+    fn sessions_of(&self, user: &UserId) -> String {
+        format!("{}:{{u:{user}}}:s:", self.prefix)
+    }
+
+    fn session(&self, user: &UserId, id: &tessera_core::id::SessionId) -> String {
+        format!("{}{id}", self.sessions_of(user))
+    }
+
+    /// A sorted set of the user's session ids, scored by creation time.
+    fn session_index(&self, user: &UserId) -> String {
+        format!("{}:{{u:{user}}}:ss", self.prefix)
+    }
+
+    fn throttle(&self, key: &str) -> String {
+        format!("{}:t:{key}", self.prefix)
+    }
+
+    fn deny(&self, part: &str) -> String {
+        format!("{}:{{deny}}:{part}", self.prefix)
+    }
+
+    fn deny_channel(&self) -> String {
+        format!("{}:deny", self.prefix)
+    }
+}
+
+/// A standalone connection (reconnecting by itself) or a cluster connection (routing by slot).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Keeps one subscription to the denylist channel, on whichever seed node answers (a Cluster
+/// forwards `PUBLISH` to every node), and signals `changes` on every message and after every
+/// (re)subscription — a reconnect may have missed messages, so the reader resynchronises.
+async fn subscribe(urls: Vec<String>, channel: String, changes: Arc<Notify>) {
+    let mut next = 0;
+    loop {
+        let url = &urls[next % urls.len()];
+        next += 1;
+        match open_subscription(url, &channel).await {
+            Ok(mut pubsub) => {
+                tracing::debug!(%url, "denylist subscription established");
+                changes.notify_one();
+                let mut messages = pubsub.on_message();
+                while messages.next().await.is_some() {
+                    changes.notify_one();
+                }
+                tracing::warn!(%url, "denylist subscription lost; resubscribing");
+            }
+            Err(e) => tracing::warn!(%url, error = %e, "cannot subscribe to denylist changes"),
+        }
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+async fn open_subscription(url: &str, channel: &str) -> Result<redis::aio::PubSub, RedisError> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| RedisError::from((redis::ErrorKind::Io, "subscription connect timed out")))??;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// Redis errors that may pass by themselves (no connection, a timeout, a cluster failing over
+/// or still loading) are unavailability; callers fail closed. The rest are bugs to log.
+fn redis_err(e: RedisError) -> StoreError {
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+        || !matches!(e.retry_method(), RetryMethod::NoRetry);
+    if transient { StoreError::Unavailable(e.to_string()) } else { StoreError::Other(e.to_string()) }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("corrupt {what} in Redis"))
+}

@@ -1,0 +1,121 @@
+//! Signing keys and server secrets: shared by every instance, listed oldest first, retired in
+//! one step, and a secret created once however many instances start at the same moment.
+
+use std::sync::Arc;
+
+use tessera_core::store::{KeyStore, StoreError, StoredKey};
+use tokio::sync::Barrier;
+
+use crate::helpers::{open_store, t};
+
+/// A key named `kid` created at `t(created)`, signing a minute later.
+fn key(kid: &str, created: i64) -> StoredKey {
+    StoredKey {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        private: format!("pkcs8 of {kid}").into_bytes(),
+        sealed: false,
+        created_at: t(created),
+        activates_at: t(created + 60),
+        retires_at: None,
+    }
+}
+
+#[tokio::test]
+async fn inserted_keys_are_listed_oldest_first_with_every_field() {
+    let (schema, store) = open_store().await;
+    let sealed = StoredKey { sealed: true, alg: "ES256".into(), retires_at: Some(t(500)), ..key("b-sealed", 0) };
+    // "B-upper" sorts before "a-tie" byte-wise (as in SQLite), though after it in most locales.
+    let (newest, tie, upper) = (key("newest", 100), key("a-tie", 0), key("B-upper", 0));
+    for k in [&newest, &sealed, &tie, &upper] {
+        store.insert_key(k).await.unwrap();
+    }
+
+    let expected = vec![upper, tie, sealed, newest];
+    assert_eq!(store.keys().await.unwrap(), expected, "ties broken by kid, byte-wise");
+    store.close().await;
+    let other_instance = schema.open().await;
+    assert_eq!(other_instance.keys().await.unwrap(), expected, "seen by another instance");
+}
+
+#[tokio::test]
+async fn no_keys_is_an_empty_list() {
+    let (_schema, store) = open_store().await;
+    assert!(store.keys().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reused_kid_is_a_conflict() {
+    let (_schema, store) = open_store().await;
+    store.insert_key(&key("k1", 0)).await.unwrap();
+    assert!(matches!(store.insert_key(&key("k1", 10)).await, Err(StoreError::Conflict)));
+    assert_eq!(store.keys().await.unwrap(), vec![key("k1", 0)]);
+}
+
+#[tokio::test]
+async fn retiring_dates_every_active_key_except_the_one_named() {
+    let (_schema, store) = open_store().await;
+    let long_retired = StoredKey { retires_at: Some(t(50)), ..key("k0", 0) };
+    for k in [&long_retired, &key("k1", 10), &key("k2", 20), &key("k3", 30)] {
+        store.insert_key(k).await.unwrap();
+    }
+
+    store.retire_keys("k3", t(400)).await.unwrap();
+    let retired: Vec<_> = store.keys().await.unwrap().into_iter().map(|k| (k.kid, k.retires_at)).collect();
+    assert_eq!(
+        retired,
+        vec![("k0".into(), Some(t(50))), ("k1".into(), Some(t(400))), ("k2".into(), Some(t(400))), ("k3".into(), None)],
+        "an already retired key keeps its date"
+    );
+}
+
+#[tokio::test]
+async fn deleted_key_is_no_longer_listed() {
+    let (_schema, store) = open_store().await;
+    store.insert_key(&key("old", 0)).await.unwrap();
+    store.insert_key(&key("new", 10)).await.unwrap();
+
+    store.delete_key("old").await.unwrap();
+    store.delete_key("never-existed").await.unwrap();
+    assert_eq!(store.keys().await.unwrap(), vec![key("new", 10)]);
+}
+
+#[tokio::test]
+async fn secret_or_insert_keeps_the_first_value() {
+    let (schema, store) = open_store().await;
+    assert_eq!(store.secret_or_insert("chain", b"first").await.unwrap(), b"first");
+    assert_eq!(store.secret_or_insert("chain", b"second").await.unwrap(), b"first");
+    assert_eq!(store.secret_or_insert("csrf", b"other").await.unwrap(), b"other", "kept apart by name");
+
+    store.close().await;
+    let other_instance = schema.open().await;
+    assert_eq!(other_instance.secret_or_insert("chain", b"third").await.unwrap(), b"first", "another instance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_at_once_agree_on_one_secret() {
+    let (schema, first) = open_store().await;
+    let second = schema.open().await;
+    const CALLERS: usize = 8;
+    let start = Arc::new(Barrier::new(CALLERS));
+
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                store.secret_or_insert("chain", format!("from-{i}").as_bytes()).await.unwrap()
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for caller in callers {
+        seen.push(caller.await.unwrap());
+    }
+
+    let winner = seen[0].clone();
+    assert!(seen.iter().all(|value| *value == winner), "every caller got the stored value: {seen:?}");
+    assert!((0..CALLERS).any(|i| winner == format!("from-{i}").as_bytes()), "and it is one caller's value");
+    assert_eq!(first.secret_or_insert("chain", b"later").await.unwrap(), winner);
+}

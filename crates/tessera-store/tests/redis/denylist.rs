@@ -1,0 +1,94 @@
+//! The denylist in Redis: read incrementally by cursor, expired entries filtered and pruned,
+//! a write on one instance signalled to the others through pub/sub, and a Redis that lost
+//! its data (a new epoch) reread from the start rather than silently skipped.
+
+use std::time::Duration as StdDuration;
+
+use tessera_core::id::{SessionId, TokenId, UserId};
+use tessera_core::store::{Denied, DenyEntry, DenylistStore};
+use time::Duration;
+
+use crate::helpers::{now, open_store};
+
+fn entry(denied: Denied, ttl: Duration) -> DenyEntry {
+    DenyEntry { denied, expires_at: now() + ttl }
+}
+
+#[tokio::test]
+async fn entries_are_read_once_each_by_cursor_and_expired_ones_are_left_out() {
+    let f = open_store().await;
+    let (entries, start) = f.store.denied_since(0, now()).await.unwrap();
+    assert!(entries.is_empty());
+
+    let session = entry(Denied::Session(SessionId::generate()), Duration::minutes(5));
+    let token = entry(Denied::Token(TokenId::generate()), Duration::minutes(5));
+    let cutoff = entry(Denied::IssuedBefore(UserId::generate(), now()), Duration::minutes(5));
+    f.store.deny(&[session, token]).await.unwrap();
+    f.store.deny(&[cutoff]).await.unwrap();
+
+    let (entries, cursor) = f.store.denied_since(start, now()).await.unwrap();
+    assert_eq!(entries, vec![session, token, cutoff]);
+    let (again, same) = f.store.denied_since(cursor, now()).await.unwrap();
+    assert!(again.is_empty());
+    assert_eq!(same, cursor, "an empty read does not move the cursor");
+
+    // Judged at a later instant, entries whose tokens have expired are not returned.
+    let (later, _) = f.store.denied_since(start, now() + Duration::minutes(6)).await.unwrap();
+    assert!(later.is_empty());
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_wakes_the_others() {
+    let f = open_store().await;
+    let other = f.another_instance().await;
+    let changes = other.denylist_changes().expect("Redis pushes denylist changes");
+    // The subscription signals once when it is (re)established: wait for that first.
+    tokio::time::timeout(StdDuration::from_secs(5), changes.notified()).await.expect("subscribed");
+
+    let e = entry(Denied::Session(SessionId::generate()), Duration::minutes(5));
+    let woken = changes.notified();
+    f.store.deny(&[e]).await.unwrap();
+    tokio::time::timeout(StdDuration::from_secs(2), woken).await.expect("the other instance is woken");
+    let (entries, _) = other.denied_since(0, now()).await.unwrap();
+    assert_eq!(entries, vec![e]);
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn after_redis_loses_its_data_readers_start_over_instead_of_skipping() {
+    let f = open_store().await;
+    let first: Vec<_> = (0..5).map(|_| entry(Denied::Session(SessionId::generate()), Duration::minutes(5))).collect();
+    f.store.deny(&first).await.unwrap();
+    let (_, cursor) = f.store.denied_since(0, now()).await.unwrap();
+
+    // Redis restarts empty: the sequence starts again from 1, below the reader's cursor.
+    f.flush().await;
+    let after = entry(Denied::Token(TokenId::generate()), Duration::minutes(5));
+    f.store.deny(&[after]).await.unwrap();
+    let (entries, next) = f.store.denied_since(cursor, now()).await.unwrap();
+    assert_eq!(entries, vec![after], "the entry written after the loss is not skipped");
+    let (none, _) = f.store.denied_since(next, now()).await.unwrap();
+    assert!(none.is_empty());
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn expired_entries_are_pruned_by_later_writes_and_the_log_expires() {
+    let f = open_store().await;
+    let short = DenyEntry { denied: Denied::Session(SessionId::generate()), expires_at: now() + Duration::seconds(1) };
+    f.store.deny(&[short]).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(2100)).await;
+    let long = entry(Denied::Session(SessionId::generate()), Duration::minutes(5));
+    f.store.deny(&[long]).await.unwrap();
+    let (entries, _) = f.store.denied_since(0, now() - Duration::minutes(1)).await.unwrap();
+    assert_eq!(entries, vec![long], "the expired entry is gone from the log itself");
+
+    let mut conn = crate::helpers::raw().await;
+    for part in ["log", "exp"] {
+        let key = format!("{}:{{deny}}:{part}", f.prefix);
+        let at: i64 = redis::cmd("EXPIRETIME").arg(&key).query_async(&mut conn).await.unwrap();
+        assert_eq!(at, long.expires_at.unix_timestamp(), "{key} expires with its last entry");
+    }
+    f.flush().await;
+}

@@ -1,0 +1,184 @@
+//! Sessions and refresh families in Redis: every field round-trips, keys expire with the
+//! session, per-user operations see only that user, and a rotation is a compare-and-set
+//! that exactly one of many concurrent callers, on several instances, wins.
+
+use redis::AsyncCommands as _;
+use tessera_core::id::{SessionId, UserId};
+use tessera_core::store::SessionStore;
+
+use crate::helpers::{now, open_store, raw, refresh_state, session};
+
+#[tokio::test]
+async fn inserted_session_is_returned_with_every_field() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let mut with_refresh = session(user, now());
+    with_refresh.refresh = Some(refresh_state(3, now()));
+    let mut bare = session(user, now());
+    bare.user_agent = None;
+    bare.ip = None;
+    for s in [&with_refresh, &bare] {
+        f.store.insert_session(s).await.unwrap();
+        assert_eq!(f.store.session(&user, &s.id).await.unwrap().as_ref(), Some(s));
+    }
+    // Another instance reads the same thing: nothing is cached in-process.
+    let other = f.another_instance().await;
+    assert_eq!(other.session(&user, &bare.id).await.unwrap(), Some(bare));
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn a_session_is_found_only_under_its_own_user() {
+    let f = open_store().await;
+    let (alice, mallory) = (UserId::generate(), UserId::generate());
+    let s = session(alice, now());
+    f.store.insert_session(&s).await.unwrap();
+    assert_eq!(f.store.session(&mallory, &s.id).await.unwrap(), None);
+    assert!(!f.store.delete_session(&mallory, &s.id).await.unwrap());
+    assert!(f.store.delete_sessions_of(&mallory, None).await.unwrap().is_empty());
+    assert!(f.store.session(&alice, &s.id).await.unwrap().is_some());
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn keys_expire_with_the_session_and_share_the_users_hash_tag() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let s = session(user, now());
+    f.store.insert_session(&s).await.unwrap();
+    let keys = f.keys().await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let tag = format!("{{u:{user}}}");
+    let mut conn = raw().await;
+    for key in &keys {
+        assert!(key.contains(&tag), "{key} carries the user's hash tag");
+        let expires: i64 = redis::cmd("EXPIRETIME").arg(key).query_async(&mut conn).await.unwrap();
+        assert_eq!(expires, s.expires_at.unix_timestamp(), "{key} expires with the session");
+    }
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn an_already_expired_session_is_not_kept() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let mut s = session(user, now() - time::Duration::days(31));
+    s.expires_at = now() - time::Duration::days(1);
+    f.store.insert_session(&s).await.unwrap();
+    assert_eq!(f.store.session(&user, &s.id).await.unwrap(), None);
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn sessions_are_listed_oldest_first_and_expired_ones_leave_the_index() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let t = now();
+    let newer = session(user, t);
+    let older = session(user, t - time::Duration::hours(1));
+    let gone = session(user, t - time::Duration::hours(2));
+    for s in [&newer, &older, &gone] {
+        f.store.insert_session(s).await.unwrap();
+    }
+    // A session whose key expired (or was removed behind our back) is not listed.
+    let mut conn = raw().await;
+    let _: i64 = conn.del(format!("{}:{{u:{user}}}:s:{}", f.prefix, gone.id)).await.unwrap();
+    let listed = f.store.sessions_of(&user).await.unwrap();
+    assert_eq!(listed, vec![older.clone(), newer.clone()]);
+    let index: Vec<String> = conn.zrange(format!("{}:{{u:{user}}}:ss", f.prefix), 0, -1).await.unwrap();
+    assert_eq!(index, vec![older.id.to_string(), newer.id.to_string()], "the index is pruned");
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn deleting_sessions_reports_what_existed() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let sessions: Vec<_> = (0..4).map(|i| session(user, now() + time::Duration::seconds(i))).collect();
+    for s in &sessions {
+        f.store.insert_session(s).await.unwrap();
+    }
+    assert!(f.store.delete_session(&user, &sessions[0].id).await.unwrap());
+    assert!(!f.store.delete_session(&user, &sessions[0].id).await.unwrap(), "already gone");
+
+    let mut deleted = f.store.delete_sessions_of(&user, Some(&sessions[3].id)).await.unwrap();
+    deleted.sort();
+    let mut expected = vec![sessions[1].id, sessions[2].id];
+    expected.sort();
+    assert_eq!(deleted, expected);
+    assert_eq!(f.store.sessions_of(&user).await.unwrap(), vec![sessions[3].clone()]);
+    assert_eq!(f.store.delete_sessions_of(&user, None).await.unwrap(), vec![sessions[3].id]);
+    assert!(f.keys().await.is_empty(), "nothing of the user is left: {:?}", f.keys().await);
+}
+
+#[tokio::test]
+async fn touching_updates_last_seen_but_never_recreates_a_deleted_session() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let s = session(user, now());
+    f.store.insert_session(&s).await.unwrap();
+    let later = s.created_at + time::Duration::minutes(5);
+    f.store.touch_session(&user, &s.id, later).await.unwrap();
+    assert_eq!(f.store.session(&user, &s.id).await.unwrap().unwrap().last_seen_at, later);
+
+    f.store.delete_session(&user, &s.id).await.unwrap();
+    f.store.touch_session(&user, &s.id, later).await.unwrap();
+    assert_eq!(f.store.session(&user, &s.id).await.unwrap(), None);
+    assert!(f.keys().await.is_empty(), "{:?}", f.keys().await);
+}
+
+#[tokio::test]
+async fn rotation_is_a_compare_and_set_on_the_generation() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let mut s = session(user, now());
+    s.refresh = Some(refresh_state(0, now()));
+    f.store.insert_session(&s).await.unwrap();
+
+    let next = refresh_state(1, now() + time::Duration::seconds(5));
+    assert!(f.store.rotate_refresh(&user, &s.id, 0, &next).await.unwrap());
+    assert!(!f.store.rotate_refresh(&user, &s.id, 0, &refresh_state(1, now())).await.unwrap(), "stale generation");
+    let stored = f.store.session(&user, &s.id).await.unwrap().unwrap();
+    assert_eq!(stored.refresh, Some(next));
+    assert_eq!(stored.last_seen_at, next.rotated_at);
+
+    // No family, or no session: nothing to rotate, and nothing is created.
+    let plain = session(user, now());
+    f.store.insert_session(&plain).await.unwrap();
+    assert!(!f.store.rotate_refresh(&user, &plain.id, 0, &next).await.unwrap());
+    assert_eq!(f.store.session(&user, &plain.id).await.unwrap().unwrap().refresh, None);
+    let missing = SessionId::generate();
+    assert!(!f.store.rotate_refresh(&user, &missing, 0, &next).await.unwrap());
+    assert_eq!(f.store.session(&user, &missing).await.unwrap(), None);
+    f.flush().await;
+}
+
+#[tokio::test]
+async fn of_many_concurrent_rotations_on_two_instances_exactly_one_wins() {
+    let f = open_store().await;
+    let a = f.store.clone();
+    let b = f.another_instance().await;
+    for round in 0..20u32 {
+        let user = UserId::generate();
+        let mut s = session(user, now());
+        s.refresh = Some(refresh_state(round, now()));
+        a.insert_session(&s).await.unwrap();
+        let attempts: Vec<_> = (0..16)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let id = s.id;
+                tokio::spawn(async move {
+                    let next = refresh_state(round + 1, now() + time::Duration::seconds(i));
+                    store.rotate_refresh(&user, &id, round, &next).await.unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for attempt in attempts {
+            wins += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(wins, 1, "round {round}");
+        assert_eq!(a.session(&user, &s.id).await.unwrap().unwrap().refresh.unwrap().generation, round + 1);
+    }
+    f.flush().await;
+}
