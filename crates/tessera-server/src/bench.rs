@@ -33,6 +33,17 @@ pub struct BenchOptions {
     pub sessions: usize,
     /// Runs per server, interleaved; the median is reported.
     pub rounds: usize,
+    /// PostgreSQL and Redis to measure the distributed backend on (from the configuration's
+    /// `store.postgres_url` / `store.redis_url`); `None` measures the embedded store only.
+    pub distributed: Option<Distributed>,
+}
+
+/// Where the distributed backend is measured. The bench works in a schema and under a key
+/// prefix of its own, and removes both when it is done.
+#[derive(Debug, Clone)]
+pub struct Distributed {
+    pub postgres_url: String,
+    pub redis_url: String,
 }
 
 impl Default for BenchOptions {
@@ -43,6 +54,7 @@ impl Default for BenchOptions {
             connections: 32,
             sessions: 5_000,
             rounds: 3,
+            distributed: None,
         }
     }
 }
@@ -63,6 +75,14 @@ const MODES: [(&str, &str); 6] = [
     ),
 ];
 
+/// Measured on PostgreSQL + Redis when the configuration names them: the same hybrid mode as
+/// on the embedded store (the denylist check is local, so the two should be close), and the
+/// session mode, which reads Redis on every request.
+const DISTRIBUTED_MODES: [(&str, &str); 2] = [
+    ("session mode, Redis", "[auth]\nmode = \"session\""),
+    ("hybrid + denylist, EdDSA, PG + Redis", "[auth]\nmode = \"hybrid\"\n[revocation]\ncheck = \"denylist\""),
+];
+
 struct Target {
     name: &'static str,
     server: ServerThread,
@@ -77,19 +97,27 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         options.connections, options.rounds, options.duration, options.warmup
     );
 
+    let scratch = match &options.distributed {
+        Some(d) => Some(Scratch::create(d).await?),
+        None => None,
+    };
     let mut targets = Vec::new();
     let mut me_body = String::new();
-    for (i, (name, toml)) in MODES.iter().enumerate() {
+    let distributed_modes = scratch.iter().flat_map(|s| DISTRIBUTED_MODES.iter().map(move |m| (m, Some(s))));
+    for (i, ((name, toml), scratch)) in MODES.iter().map(|m| (m, None)).chain(distributed_modes).enumerate() {
         // Tokens must outlive the whole run.
         let mut config = Config::from_toml(toml)?;
         config.jwt.access_ttl = crate::duration::Duration::secs(3600);
         config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.store.data_dir = dir.path().join(format!("mode-{i}"));
+        if let Some(scratch) = scratch {
+            scratch.configure(&mut config, i);
+        }
         let server = ServerThread::start(move || async move {
             let app = Application::build(config, Arc::new(SystemClock)).await?;
             Ok((app.local_addr(), move |stop| app.run_until_stopped(stop)))
         })?;
-        let (token, body) = login(server.addr).await?;
+        let (token, body) = login(server.addr, i).await?;
         if me_body.is_empty() {
             me_body = body;
         }
@@ -131,7 +159,146 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let bytes = bytes_per_session(&dir.path().join("size"), options.sessions).await?;
     println!();
     println!("stored bytes per session (SQLite file growth over {} sessions): {:.0}", options.sessions, bytes);
+    if let Some(scratch) = scratch {
+        let result = redis_figures(&scratch, &options).await;
+        scratch.drop_all().await;
+        result?;
+    }
     Ok(())
+}
+
+/// The bench's own PostgreSQL schema and Redis key prefix.
+struct Scratch {
+    admin_url: String,
+    redis_url: String,
+    name: String,
+}
+
+impl Scratch {
+    async fn create(d: &Distributed) -> anyhow::Result<Self> {
+        use sqlx::Connection as _;
+        let name = format!("tessera_bench_{}", hex(&tessera_core::secret::random_bytes::<6>()));
+        let mut conn = sqlx::PgConnection::connect(&d.postgres_url)
+            .await
+            .with_context(|| "cannot connect to store.postgres_url".to_owned())?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(Self { admin_url: d.postgres_url.clone(), redis_url: d.redis_url.clone(), name })
+    }
+
+    fn configure(&self, config: &mut Config, i: usize) {
+        let separator = if self.admin_url.contains('?') { '&' } else { '?' };
+        config.store.postgres_url = format!("{}{separator}options[search_path]={}", self.admin_url, self.name);
+        config.store.redis_url = self.redis_url.clone();
+        // Each server its own prefix: they must not share sessions or a denylist.
+        config.store.redis_prefix = format!("{}:{i}", self.name);
+    }
+
+    fn settings(&self, tag: &str) -> tessera_store::RedisSettings {
+        tessera_store::RedisSettings {
+            url: self.redis_url.clone(),
+            cluster: false,
+            prefix: format!("{}:{tag}", self.name),
+        }
+    }
+
+    /// Best effort: a failure to clean up is reported, not fatal.
+    async fn drop_all(&self) {
+        use sqlx::Connection as _;
+        let dropped = async {
+            let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name))).execute(&mut conn).await?;
+            conn.close().await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = dropped.await {
+            eprintln!("could not drop PostgreSQL schema {}: {e}", self.name);
+        }
+        if let Err(e) = delete_redis_keys(&self.redis_url, &format!("{}:*", self.name)).await {
+            eprintln!("could not delete Redis keys {}:*: {e}", self.name);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn delete_redis_keys(url: &str, pattern: &str) -> anyhow::Result<()> {
+    let mut conn = redis_connection(url).await?;
+    let keys: Vec<String> = redis_cmd(&mut conn, redis_args(["KEYS", pattern])).await?;
+    for chunk in keys.chunks(500) {
+        let mut args = vec!["DEL".to_owned()];
+        args.extend(chunk.iter().cloned());
+        let _: i64 = redis_cmd(&mut conn, args).await?;
+    }
+    Ok(())
+}
+
+/// What the distributed backend costs in Redis, beside what Redis itself does.
+async fn redis_figures(scratch: &Scratch, options: &BenchOptions) -> anyhow::Result<()> {
+    // Bytes per session: typical sessions, one per user (each user also has a session index).
+    let store = tessera_store::RedisStore::connect(&scratch.settings("size")).await?;
+    let n = options.sessions.min(2_000);
+    let (mut session_keys, mut with_index) = (0u64, 0u64);
+    for _ in 0..n {
+        let user = UserId::generate();
+        let session = typical_session(user, Username::parse("sizer").map_err(|e| anyhow::anyhow!("{e}"))?)?;
+        store.insert_session(&session).await?;
+        with_index += store.memory_of_user(&user).await?;
+        session_keys += store.memory_of_session(&user, &session.id).await?;
+    }
+    store.close().await;
+    println!(
+        "Redis MEMORY USAGE per session over {n} sessions: {:.0} B (session hash), {:.0} B with its user's index",
+        session_keys as f64 / n as f64,
+        with_index as f64 / n as f64
+    );
+
+    // redis-benchmark GET, same connection count, as the floor of any one-read request.
+    let (host, port) = redis_host_port(&scratch.redis_url)?;
+    let requests = (options.duration.as_secs().max(1) * 60_000).to_string();
+    let connections = options.connections.to_string();
+    let output = std::process::Command::new("redis-benchmark")
+        .args(["-h", &host, "-p", &port.to_string(), "-c", &connections, "-n", &requests, "-t", "get", "--csv"])
+        .output()
+        .context("redis-benchmark (Debian package redis-tools) is needed for the Redis comparison")?;
+    let csv = String::from_utf8_lossy(&output.stdout);
+    let rps = csv
+        .lines()
+        .find(|l| l.starts_with("\"GET\""))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|v| v.trim_matches('"').parse::<f64>().ok())
+        .with_context(|| format!("unexpected redis-benchmark output: {csv}"))?;
+    println!("redis-benchmark GET ({} connections): {rps:.0} requests/s", options.connections);
+    Ok(())
+}
+
+fn redis_host_port(url: &str) -> anyhow::Result<(String, u16)> {
+    use redis::IntoConnectionInfo as _;
+    match url.into_connection_info()?.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => Ok((host.clone(), *port)),
+        other => bail!("redis-benchmark needs a TCP address, not {other:?}"),
+    }
+}
+
+async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    Ok(redis::Client::open(url)?.get_multiplexed_async_connection().await?)
+}
+
+fn redis_args<const N: usize>(args: [&str; N]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
+}
+
+async fn redis_cmd<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    args: Vec<String>,
+) -> anyhow::Result<T> {
+    let mut cmd = redis::Cmd::new();
+    for a in args {
+        cmd.arg(a);
+    }
+    Ok(cmd.query_async(conn).await?)
 }
 
 fn median(runs: &mut [f64]) -> f64 {
@@ -141,8 +308,9 @@ fn median(runs: &mut [f64]) -> f64 {
 
 /// Creates an account and a bearer login through the API; returns the credential and the
 /// `/v1/me` body, which the bare handler then serves verbatim.
-async fn login(addr: SocketAddr) -> anyhow::Result<(String, String)> {
-    let creds = r#"{"username":"bench","password":"bench password"}"#;
+/// Signs up `bench<n>` (servers on PostgreSQL share one accounts table) and logs in.
+async fn login(addr: SocketAddr, n: usize) -> anyhow::Result<(String, String)> {
+    let creds = &serde_json::json!({"username": format!("bench{n}"), "password": "bench password"}).to_string();
     let (status, _) = http(addr, "POST", "/v1/accounts", &[("content-type", "application/json")], creds).await?;
     if status != 201 {
         bail!("sign-up answered {status}");
@@ -293,30 +461,32 @@ async fn bytes_per_session(dir: &Path, n: usize) -> anyhow::Result<f64> {
     store.close().await;
     let before = dir_size(dir)?;
     let store = SqliteStore::open(dir).await?;
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
     for _ in 0..n {
-        // A typical browser session: a real user agent and an IPv4 address.
-        let session = Session {
-            id: SessionId::generate(),
-            user_id: user.id,
-            username: user.username.clone(),
-            secret_hash: TokenHash::of(&tessera_core::secret::random_bytes::<32>()),
-            csrf_hash: TokenHash::of(&tessera_core::secret::random_bytes::<32>()),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + time::Duration::days(30),
-            user_agent: Some(
-                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
-                    .into(),
-            ),
-            ip: Some("203.0.113.42".into()),
-            refresh: None,
-        };
-        store.insert_session(&session).await?;
+        store.insert_session(&typical_session(user.id, user.username.clone())?).await?;
     }
     store.close().await;
     let after = dir_size(dir)?;
     Ok((after.saturating_sub(before)) as f64 / n as f64)
+}
+
+/// A typical browser session: a real user agent and an IPv4 address.
+fn typical_session(user_id: UserId, username: Username) -> anyhow::Result<Session> {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
+    Ok(Session {
+        id: SessionId::generate(),
+        user_id,
+        username,
+        secret_hash: TokenHash::of(&tessera_core::secret::random_bytes::<32>()),
+        csrf_hash: TokenHash::of(&tessera_core::secret::random_bytes::<32>()),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + time::Duration::days(30),
+        user_agent: Some(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36".into(),
+        ),
+        ip: Some("203.0.113.42".into()),
+        refresh: None,
+    })
 }
 
 fn dir_size(dir: &Path) -> anyhow::Result<u64> {

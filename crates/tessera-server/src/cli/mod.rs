@@ -41,6 +41,8 @@ enum Command {
     #[command(subcommand)]
     Keys(admin::KeysCommand),
     /// Measure this machine: GET /v1/me per mode against a bare handler, and bytes per session.
+    /// With store.postgres_url and store.redis_url set, the distributed backend too (in a
+    /// schema and key prefix of its own, removed afterwards) and redis-benchmark GET beside it.
     Bench {
         /// Seconds of measurement per server.
         #[arg(long, default_value_t = 5)]
@@ -83,6 +85,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 duration: std::time::Duration::from_secs(seconds),
                 connections,
                 rounds: rounds.max(1),
+                distributed: config.store.is_distributed().then(|| crate::bench::Distributed {
+                    postgres_url: config.store.postgres_url.clone(),
+                    redis_url: config.store.redis_url.clone(),
+                }),
                 ..Default::default()
             };
             crate::bench::run(options).await

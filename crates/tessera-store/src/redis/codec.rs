@@ -1,14 +1,23 @@
-//! How a session is laid out in its Redis hash. Memory per session is a SPEC target, so the
-//! fixed part is packed bytes rather than one hash field per column:
+//! How a session is laid out in Redis: one string value of packed bytes per session.
 //!
-//! | field | holds |
-//! |---|---|
-//! | `d` | version 1 · secret hash (32) · CSRF hash (32) · created_at · expires_at (i64 BE each) · username, user agent, IP (u16 BE length, then UTF-8; length `0xFFFF` = none) |
-//! | `l` | `last_seen_at`, unix seconds, decimal — written alone by every touch |
-//! | `g` | the refresh family's generation, decimal — what a rotation compares and sets |
-//! | `r` | the refresh family's current hash (32) · rotated_at (i64 BE) |
+//! Memory per session is a SPEC target (under 400 bytes for a typical one), and a Redis hash
+//! holding a value longer than 64 bytes (a user agent, say) leaves its compact encoding for a
+//! real hash table that costs ~170 bytes more. A string costs what it holds. The parts that
+//! change after creation sit at fixed offsets, so a touch or a refresh rotation is a
+//! `SETRANGE` inside a Lua script, never a read-modify-write over the network.
 //!
-//! The user id and session id are in the key, not repeated in the value.
+//! | offset | bytes | holds |
+//! |---|---|---|
+//! | 0 | 1 | [`VERSION`] in the high nibble; bit 0 set: a refresh family follows |
+//! | 1 | 4 | `last_seen_at` |
+//! | 5 | 4 | refresh generation (only with a family) |
+//! | 9 | 32 | refresh hash (only with a family) |
+//! | 41 | 4 | refresh `rotated_at` (only with a family) |
+//! | then | 32 · 32 · 4 · 4 | secret hash · CSRF hash · `created_at` · `expires_at` |
+//! | then | | username, user agent, IP: u16 length then UTF-8; length `0xFFFF` = none |
+//!
+//! Integers are big-endian; instants are unix seconds as u32 (good until 2106; a later expiry
+//! is stored as 2106). The user id and session id are in the key, not repeated here.
 
 use tessera_core::clock::{from_unix, to_unix};
 use tessera_core::id::{SessionId, UserId};
@@ -16,66 +25,75 @@ use tessera_core::secret::TokenHash;
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::StoreError;
 use tessera_core::username::Username;
+use time::OffsetDateTime;
 
 use super::corrupt;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 0x10;
+const HAS_REFRESH: u8 = 0x01;
 const NONE: u16 = u16::MAX;
+/// Where `last_seen_at` sits (a touch rewrites it).
+pub const LAST_SEEN_AT: usize = 1;
+/// Where the refresh family sits (a rotation compares the generation and rewrites all three).
+pub const REFRESH_AT: usize = 5;
 
-/// The `d` field.
-pub fn encode_data(session: &Session) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(81 + 6 + session.username.as_str().len() + 64);
-    out.push(VERSION);
+pub fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(128 + session.user_agent.as_deref().map_or(0, str::len));
+    out.push(VERSION | if session.refresh.is_some() { HAS_REFRESH } else { 0 });
+    out.extend_from_slice(&instant(session.last_seen_at));
+    if let Some(refresh) = &session.refresh {
+        out.extend_from_slice(&encode_refresh(refresh));
+    }
     out.extend_from_slice(session.secret_hash.as_bytes());
     out.extend_from_slice(session.csrf_hash.as_bytes());
-    out.extend_from_slice(&to_unix(session.created_at).to_be_bytes());
-    out.extend_from_slice(&to_unix(session.expires_at).to_be_bytes());
+    out.extend_from_slice(&instant(session.created_at));
+    out.extend_from_slice(&instant(session.expires_at));
     put_str(&mut out, Some(session.username.as_str()))?;
     put_str(&mut out, session.user_agent.as_deref())?;
     put_str(&mut out, session.ip.as_deref())?;
     Ok(out)
 }
 
-/// The `r` field.
+/// The bytes at [`REFRESH_AT`]: generation, hash, rotated_at.
 pub fn encode_refresh(refresh: &RefreshState) -> Vec<u8> {
     let mut out = Vec::with_capacity(40);
+    out.extend_from_slice(&refresh.generation.to_be_bytes());
     out.extend_from_slice(refresh.hash.as_bytes());
-    out.extend_from_slice(&to_unix(refresh.rotated_at).to_be_bytes());
+    out.extend_from_slice(&instant(refresh.rotated_at));
     out
 }
 
-/// The four fields as read (`HMGET d l g r`); `None` when the session does not exist.
-pub fn decode(user_id: UserId, id: SessionId, fields: [Option<Vec<u8>>; 4]) -> Result<Option<Session>, StoreError> {
-    let [data, last_seen, generation, refresh] = fields;
-    let Some(data) = data else { return Ok(None) };
-    let mut r = Reader(&data);
-    if r.take(1)?[0] != VERSION {
+/// Unix seconds as stored: clamped into u32.
+pub fn instant(t: OffsetDateTime) -> [u8; 4] {
+    u32::try_from(to_unix(t).max(0)).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+pub fn decode(user_id: UserId, id: SessionId, value: &[u8]) -> Result<Session, StoreError> {
+    let mut r = Reader(value);
+    let flags = r.take(1)?[0];
+    if flags & 0xF0 != VERSION {
         return Err(corrupt("session (unknown layout version)"));
     }
-    let secret_hash = r.hash()?;
-    let csrf_hash = r.hash()?;
-    let created_at = from_unix(r.i64()?);
-    let expires_at = from_unix(r.i64()?);
+    let last_seen_at = r.instant()?;
+    let refresh = if flags & HAS_REFRESH != 0 {
+        let generation = u32::from_be_bytes(r.array()?);
+        let hash = TokenHash::from_bytes(r.array()?);
+        let rotated_at = r.instant()?;
+        Some(RefreshState { generation, hash, rotated_at })
+    } else {
+        None
+    };
+    let secret_hash = TokenHash::from_bytes(r.array()?);
+    let csrf_hash = TokenHash::from_bytes(r.array()?);
+    let created_at = r.instant()?;
+    let expires_at = r.instant()?;
     let username = r.string()?.ok_or_else(|| corrupt("session username"))?;
     let user_agent = r.string()?;
     let ip = r.string()?;
     if !r.0.is_empty() {
         return Err(corrupt("session (trailing bytes)"));
     }
-    let last_seen_at = from_unix(decimal(last_seen.as_deref(), "session last_seen_at")?);
-    let refresh = match (generation, refresh) {
-        (None, None) => None,
-        (Some(generation), Some(refresh)) => {
-            let generation = u32::try_from(decimal(Some(&generation), "refresh generation")?)
-                .map_err(|_| corrupt("refresh generation"))?;
-            let mut r = Reader(&refresh);
-            let hash = r.hash()?;
-            let rotated_at = from_unix(r.i64()?);
-            Some(RefreshState { generation, hash, rotated_at })
-        }
-        _ => return Err(corrupt("refresh family (half written)")),
-    };
-    Ok(Some(Session {
+    Ok(Session {
         id,
         user_id,
         username: Username::from_stored(username),
@@ -87,7 +105,7 @@ pub fn decode(user_id: UserId, id: SessionId, fields: [Option<Vec<u8>>; 4]) -> R
         user_agent,
         ip,
         refresh,
-    }))
+    })
 }
 
 fn put_str(out: &mut Vec<u8>, s: Option<&str>) -> Result<(), StoreError> {
@@ -104,10 +122,6 @@ fn put_str(out: &mut Vec<u8>, s: Option<&str>) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn decimal(bytes: Option<&[u8]>, what: &str) -> Result<i64, StoreError> {
-    bytes.and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok()).ok_or_else(|| corrupt(what))
-}
-
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -120,19 +134,16 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn hash(&mut self) -> Result<TokenHash, StoreError> {
-        let bytes: [u8; 32] = self.take(32)?.try_into().map_err(|_| corrupt("hash"))?;
-        Ok(TokenHash::from_bytes(bytes))
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        self.take(N)?.try_into().map_err(|_| corrupt("session (truncated)"))
     }
 
-    fn i64(&mut self) -> Result<i64, StoreError> {
-        let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| corrupt("timestamp"))?;
-        Ok(i64::from_be_bytes(bytes))
+    fn instant(&mut self) -> Result<OffsetDateTime, StoreError> {
+        Ok(from_unix(i64::from(u32::from_be_bytes(self.array()?))))
     }
 
     fn string(&mut self) -> Result<Option<String>, StoreError> {
-        let len: [u8; 2] = self.take(2)?.try_into().map_err(|_| corrupt("length"))?;
-        let len = u16::from_be_bytes(len);
+        let len = u16::from_be_bytes(self.array()?);
         if len == NONE {
             return Ok(None);
         }
@@ -162,13 +173,7 @@ mod tests {
     }
 
     fn round_trip(s: &Session) -> Session {
-        let fields = [
-            Some(encode_data(s).unwrap()),
-            Some(to_unix(s.last_seen_at).to_string().into_bytes()),
-            s.refresh.map(|r| r.generation.to_string().into_bytes()),
-            s.refresh.as_ref().map(encode_refresh),
-        ];
-        decode(s.user_id, s.id, fields).unwrap().unwrap()
+        decode(s.user_id, s.id, &encode(s).unwrap()).unwrap()
     }
 
     #[test]
@@ -180,28 +185,41 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_session_decodes_to_none() {
-        assert_eq!(decode(UserId::generate(), SessionId::generate(), [None, None, None, None]).unwrap(), None);
+    fn the_mutable_parts_sit_where_the_scripts_write_them() {
+        let refresh = RefreshState { generation: 7, hash: TokenHash::of(b"r"), rotated_at: from_unix(1_800_000_050) };
+        let s = session(Some("ua"), Some(refresh));
+        let bytes = encode(&s).unwrap();
+        assert_eq!(bytes[LAST_SEEN_AT..LAST_SEEN_AT + 4], instant(s.last_seen_at));
+        assert_eq!(bytes[REFRESH_AT..REFRESH_AT + 40], encode_refresh(&refresh)[..]);
+    }
+
+    #[test]
+    fn instants_beyond_the_u32_range_are_clamped_not_wrapped() {
+        let mut s = session(None, None);
+        s.expires_at = from_unix(5_000_000_000);
+        assert_eq!(round_trip(&s).expires_at, from_unix(i64::from(u32::MAX)));
     }
 
     #[test]
     fn damaged_values_are_errors_not_panics() {
-        let s = session(Some("ua"), None);
-        let data = encode_data(&s).unwrap();
-        let l = Some(b"1800000100".to_vec());
-        for cut in 0..data.len() {
-            let fields = [Some(data[..cut].to_vec()), l.clone(), None, None];
-            assert!(decode(s.user_id, s.id, fields).is_err(), "truncated at {cut}");
+        let refresh = RefreshState { generation: 1, hash: TokenHash::of(b"r"), rotated_at: from_unix(1_800_000_050) };
+        for s in [session(Some("ua"), None), session(Some("ua"), Some(refresh))] {
+            let bytes = encode(&s).unwrap();
+            for cut in 0..bytes.len() {
+                assert!(decode(s.user_id, s.id, &bytes[..cut]).is_err(), "truncated at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode(s.user_id, s.id, &longer).is_err(), "trailing byte");
+            let mut other_version = bytes;
+            other_version[0] = 0x20;
+            assert!(decode(s.user_id, s.id, &other_version).is_err(), "unknown version");
         }
-        let half = [Some(data.clone()), l.clone(), Some(b"1".to_vec()), None];
-        assert!(decode(s.user_id, s.id, half).is_err());
-        let bad_l = [Some(data), Some(b"soon".to_vec()), None, None];
-        assert!(decode(s.user_id, s.id, bad_l).is_err());
     }
 
     #[test]
     fn oversized_text_is_refused_on_write() {
         let s = session(Some(&"x".repeat(70_000)), None);
-        assert!(encode_data(&s).is_err());
+        assert!(encode(&s).is_err());
     }
 }

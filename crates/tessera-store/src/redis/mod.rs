@@ -125,20 +125,40 @@ impl RedisStore {
         }
     }
 
-    /// `MEMORY USAGE` of the session's key: what one session costs in Redis (benchmarks).
-    pub async fn session_memory(
-        &self,
-        user: &UserId,
-        id: &tessera_core::id::SessionId,
-    ) -> Result<Option<u64>, StoreError> {
-        redis::cmd("MEMORY")
+    /// `MEMORY USAGE` of every key of `user` (session hashes and the session index), for
+    /// benchmarks: what the user's sessions cost in Redis.
+    pub async fn memory_of_user(&self, user: &UserId) -> Result<u64, StoreError> {
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys().session_index(user))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        let mut keys: Vec<String> = ids.iter().map(|id| format!("{}{id}", self.keys().sessions_of(user))).collect();
+        keys.push(self.keys().session_index(user));
+        let mut total = 0;
+        for key in keys {
+            total += self.memory_usage(key).await?;
+        }
+        Ok(total)
+    }
+
+    /// `MEMORY USAGE` of one session's hash.
+    pub async fn memory_of_session(&self, user: &UserId, id: &tessera_core::id::SessionId) -> Result<u64, StoreError> {
+        self.memory_usage(self.keys().session(user, id)).await
+    }
+
+    async fn memory_usage(&self, key: String) -> Result<u64, StoreError> {
+        let bytes: Option<u64> = redis::cmd("MEMORY")
             .arg("USAGE")
-            .arg(self.keys().session(user, id))
+            .arg(key)
             .arg("SAMPLES")
             .arg(0)
             .query_async(&mut self.conn())
             .await
-            .map_err(redis_err)
+            .map_err(redis_err)?;
+        Ok(bytes.unwrap_or(0))
     }
 
     fn conn(&self) -> Conn {

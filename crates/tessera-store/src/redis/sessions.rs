@@ -1,5 +1,5 @@
-//! [`SessionStore`] on Redis: one hash per session (see `codec.rs`) that expires with the
-//! session, plus a per-user sorted set of session ids by creation time. Both share the user's
+//! [`SessionStore`] on Redis: one packed string per session (see `codec.rs`) that expires
+//! with the session, plus a per-user sorted set of session ids by creation time. Both share the user's
 //! hash tag, and every change that touches both, or reads before it writes, is one Lua script:
 //! atomic against every other instance, and on one Cluster slot.
 
@@ -13,30 +13,29 @@ use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
 use time::OffsetDateTime;
 
-use super::codec::{decode, encode_data, encode_refresh};
+use super::codec::{LAST_SEEN_AT, REFRESH_AT, decode, encode, encode_refresh, instant};
 use super::{RedisStore, corrupt, redis_err};
 
-/// KEYS: session, index. ARGV: d, l, expires_at (unix ms), created_at, session id[, g, r].
+/// KEYS: session, index. ARGV: value, expires_at (unix ms), created_at, session id.
 /// The index lives as long as the longest-lived session in it.
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        redis.call('HSET', KEYS[1], 'd', ARGV[1], 'l', ARGV[2])
-        if ARGV[6] then redis.call('HSET', KEYS[1], 'g', ARGV[6], 'r', ARGV[7]) end
-        redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-        redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+        redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+        redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
         local t = redis.call('PEXPIRETIME', KEYS[2])
-        if t == -1 or t < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[2], ARGV[3]) end
+        if t == -1 or t < tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
         return 1
         ",
     )
 });
 
-/// KEYS: session. ARGV: last_seen_at. Never recreates a deleted session.
+/// KEYS: session. ARGV: offset of last_seen_at, its new bytes. Never recreates a deleted
+/// session (`SETRANGE` on a missing key would).
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
+        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2]) end
         return 1
         ",
     )
@@ -69,17 +68,17 @@ static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: index. ARGV: session key prefix. Returns id, d, l, g, r for each live session,
-/// oldest first, and drops ids whose session has expired from the index.
+/// KEYS: index. ARGV: session key prefix. Returns id, value for each live session, oldest
+/// first, and drops ids whose session has expired from the index.
 static LIST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local out = {}
         for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-            local v = redis.call('HMGET', ARGV[1] .. id, 'd', 'l', 'g', 'r')
-            if v[1] then
+            local v = redis.call('GET', ARGV[1] .. id)
+            if v then
                 table.insert(out, id)
-                for i = 1, 4 do table.insert(out, v[i]) end
+                table.insert(out, v)
             else
                 redis.call('ZREM', KEYS[1], id)
             end
@@ -89,15 +88,19 @@ static LIST: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: session. ARGV: expected generation, next generation, next r, last_seen_at.
+/// KEYS: session. ARGV: offset of the refresh family, the expected generation (4 bytes), the
+/// next family (generation, hash, rotated_at), offset of last_seen_at, its new bytes.
+/// The first byte's low bit says whether the session has a family at all.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then
-            redis.call('HSET', KEYS[1], 'g', ARGV[2], 'r', ARGV[3], 'l', ARGV[4])
-            return 1
-        end
-        return 0
+        local flags = redis.call('GETRANGE', KEYS[1], 0, 0)
+        if flags == '' or string.byte(flags) % 2 ~= 1 then return 0 end
+        local at = tonumber(ARGV[1])
+        if redis.call('GETRANGE', KEYS[1], at, at + 3) ~= ARGV[2] then return 0 end
+        redis.call('SETRANGE', KEYS[1], at, ARGV[3])
+        redis.call('SETRANGE', KEYS[1], ARGV[4], ARGV[5])
+        return 1
         ",
     )
 });
@@ -110,35 +113,33 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 impl SessionStore for RedisStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let keys = self.keys();
-        let mut call = INSERT.prepare_invoke();
-        call.key(keys.session(&session.user_id, &session.id))
+        let _: i64 = INSERT
+            .key(keys.session(&session.user_id, &session.id))
             .key(keys.session_index(&session.user_id))
-            .arg(encode_data(session)?)
-            .arg(to_unix(session.last_seen_at))
+            .arg(encode(session)?)
             .arg(unix_ms(session.expires_at))
             .arg(to_unix(session.created_at))
-            .arg(session.id.to_string());
-        if let Some(refresh) = &session.refresh {
-            call.arg(refresh.generation).arg(encode_refresh(refresh));
-        }
-        let _: i64 = call.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            .arg(session.id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
         Ok(())
     }
 
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let fields: (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>) = redis::cmd("HMGET")
+        let value: Option<Vec<u8>> = redis::cmd("GET")
             .arg(self.keys().session(user, id))
-            .arg(&["d", "l", "g", "r"])
             .query_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
-        decode(*user, *id, [fields.0, fields.1, fields.2, fields.3])
+        value.map(|v| decode(*user, *id, &v)).transpose()
     }
 
     async fn touch_session(&self, user: &UserId, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
         let _: i64 = TOUCH
             .key(self.keys().session(user, id))
-            .arg(to_unix(at))
+            .arg(LAST_SEEN_AT)
+            .arg(&instant(at)[..])
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -152,13 +153,12 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
-        let mut sessions = Vec::with_capacity(flat.len() / 5);
+        let mut sessions = Vec::with_capacity(flat.len() / 2);
         let mut rows = flat.into_iter();
         while let Some(id) = rows.next() {
             let id = session_id(id)?;
-            let mut field = || rows.next().ok_or_else(|| corrupt("session listing"));
-            let fields = [field()?, field()?, field()?, field()?];
-            sessions.extend(decode(*user, id, fields)?);
+            let value = rows.next().flatten().ok_or_else(|| corrupt("session listing"))?;
+            sessions.push(decode(*user, id, &value)?);
         }
         Ok(sessions)
     }
@@ -194,10 +194,11 @@ impl SessionStore for RedisStore {
     ) -> Result<bool, StoreError> {
         let won: i64 = ROTATE
             .key(self.keys().session(user, id))
-            .arg(from_generation)
-            .arg(next.generation)
+            .arg(REFRESH_AT)
+            .arg(&from_generation.to_be_bytes()[..])
             .arg(encode_refresh(next))
-            .arg(to_unix(next.rotated_at))
+            .arg(LAST_SEEN_AT)
+            .arg(&instant(next.rotated_at)[..])
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
