@@ -1,13 +1,17 @@
 //! The `tessera` command: `serve` from an empty directory, configuration errors that name the
-//! key, and the administration commands acting on the data directory of a running server.
+//! key, and the administration commands acting on the store of a running server. In the
+//! distributed suite "no configuration" means only the environment naming PostgreSQL and
+//! Redis: the embedded store's default `./tessera-data` must then stay untouched.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{KillOnDrop, PASSWORD, TestApp, bare_tessera, run_cmd, spawn_app, tessera_cmd};
+use crate::backend::{TestStore, distributed};
+use crate::helpers::{KillOnDrop, PASSWORD, TestApp, bare_tessera, run_cmd, spawn_app};
 
 /// How long a command that should finish at once may take before the test calls it hung.
 const COMMAND_LIMIT: Duration = Duration::from_secs(30);
@@ -40,9 +44,19 @@ fn assert_fails_naming(out: &Output, key: &str) {
 
 async fn cli_user_add(app: &TestApp, name: &str) {
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    let mut cmd = app.tessera_cmd(cwd.path());
     cmd.args(["user", "add", name, "--password-stdin"]);
     assert_success(&run_with_stdin(cmd, &format!("{PASSWORD}\n")).await, "tessera user add");
+}
+
+/// `tessera` from `cwd` with no configuration: the embedded store then lives in
+/// `./tessera-data`; the distributed one is named by the environment alone.
+fn unconfigured_tessera(cwd: &Path, store: &TestStore) -> Command {
+    let mut cmd = bare_tessera(cwd);
+    if distributed() {
+        store.configure_env(&mut cmd);
+    }
+    cmd
 }
 
 /// A `tessera serve` child whose stdout is read line by line on a thread.
@@ -120,26 +134,35 @@ fn healthz_status_line(port: u16) -> String {
 
 #[test]
 fn serve_without_config_listens_creates_database_and_stops_on_sigterm() {
+    let store = TestStore::new();
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = bare_tessera(cwd.path());
+    let mut cmd = unconfigured_tessera(cwd.path(), &store);
     cmd.args(["serve", "--listen", "127.0.0.1:0"]);
     let mut serving = Serving::start(cmd);
     let port = serving.port();
     assert_ne!(port, 0);
     assert!(healthz_status_line(port).starts_with("HTTP/1.1 200"), "healthz answers 200");
-    assert!(cwd.path().join("tessera-data").join("tessera.db").is_file(), "./tessera-data/tessera.db exists");
+    let default_dir = cwd.path().join("tessera-data");
+    if distributed() {
+        assert!(store.is_migrated(), "the schema holds tessera's tables");
+        assert!(!default_dir.exists(), "nothing was written to ./tessera-data");
+    } else {
+        assert!(default_dir.join("tessera.db").is_file(), "./tessera-data/tessera.db exists");
+    }
     let status = serving.terminate();
     assert!(status.success(), "exit status 0 after SIGTERM: {status:?}");
     let printed = &serving.printed;
-    assert!(printed.contains("tessera-data"), "stdout shows the data path: {printed}");
+    let store_shown = if distributed() { "postgres + redis" } else { "tessera-data" };
+    assert!(printed.contains(store_shown), "stdout shows where the data lives ({store_shown}): {printed}");
     assert!(["session", "jwt", "hybrid"].iter().any(|m| printed.contains(m)), "stdout shows the mode: {printed}");
 }
 
 #[test]
 fn serve_prints_the_configured_mode() {
     let cwd = tempfile::tempdir().expect("temp dir");
+    let store = TestStore::new();
     std::fs::write(cwd.path().join("tessera.toml"), "[auth]\nmode = \"session\"\n").expect("write config");
-    let mut cmd = bare_tessera(cwd.path());
+    let mut cmd = unconfigured_tessera(cwd.path(), &store);
     cmd.args(["serve", "--listen", "127.0.0.1:0"]);
     let mut serving = Serving::start(cmd);
     serving.port();
@@ -151,8 +174,9 @@ fn serve_prints_the_configured_mode() {
 #[test]
 fn serve_exits_promptly_on_sigterm_with_an_idle_keep_alive_connection() {
     // Browsers keep idle connections open; a graceful shutdown must not wait on them.
+    let store = TestStore::new();
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = bare_tessera(cwd.path());
+    let mut cmd = unconfigured_tessera(cwd.path(), &store);
     cmd.args(["serve", "--listen", "127.0.0.1:0"]);
     let mut serving = Serving::start(cmd);
     let port = serving.port();
@@ -207,34 +231,33 @@ async fn serve_with_missing_config_file_fails() {
 
 #[tokio::test]
 async fn migrate_creates_the_database() {
+    let store = TestStore::new();
     let cwd = tempfile::tempdir().expect("temp dir");
-    let data = cwd.path().join("somewhere");
-    let mut cmd = bare_tessera(cwd.path());
-    cmd.arg("migrate").env("TESSERA_STORE__DATA_DIR", &data).env("TESSERA_AUTH__MODE", "session");
-    assert_success(&run(cmd).await, "tessera migrate");
-    assert!(data.join("tessera.db").is_file());
+    let migrate = || {
+        let mut cmd = bare_tessera(cwd.path());
+        store.configure_env(&mut cmd);
+        cmd.arg("migrate").env("TESSERA_AUTH__MODE", "session");
+        cmd
+    };
+    assert!(!store.is_migrated());
+    assert_success(&run(migrate()).await, "tessera migrate");
+    assert!(store.is_migrated(), "the store named by the environment was created");
     // Running it again is harmless.
-    let mut cmd = bare_tessera(cwd.path());
-    cmd.arg("migrate").env("TESSERA_STORE__DATA_DIR", &data).env("TESSERA_AUTH__MODE", "session");
-    assert_success(&run(cmd).await, "tessera migrate, again");
+    assert_success(&run(migrate()).await, "tessera migrate, again");
 }
 
 #[tokio::test]
 async fn config_flag_works_for_every_subcommand() {
+    let store = TestStore::new();
     let cwd = tempfile::tempdir().expect("temp dir");
-    let data = cwd.path().join("from-config");
     let config = cwd.path().join("elsewhere.toml");
-    std::fs::write(
-        &config,
-        format!("[auth]\nmode = \"session\"\n[store]\ndata_dir = {:?}\n", data.to_str().expect("utf-8 path")),
-    )
-    .expect("write config");
+    std::fs::write(&config, format!("[auth]\nmode = \"session\"\n{}", store.toml_section())).expect("write config");
     let config = config.to_str().expect("utf-8 path");
 
     let mut cmd = bare_tessera(cwd.path());
     cmd.args(["migrate", "--config", config]);
     assert_success(&run(cmd).await, "tessera migrate --config");
-    assert!(data.join("tessera.db").is_file(), "the database is where the config file says");
+    assert!(store.is_migrated(), "the database is where the config file says");
 
     let mut cmd = bare_tessera(cwd.path());
     cmd.args(["--config", config, "user", "add", "bob", "--password-stdin"]);
@@ -277,7 +300,7 @@ async fn user_add_works_when_signup_is_closed() {
 async fn user_add_with_too_short_password_fails() {
     let app = spawn_app().await;
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    let mut cmd = app.tessera_cmd(cwd.path());
     cmd.args(["user", "add", "erin", "--password-stdin"]);
     let out = run_with_stdin(cmd, "short\n").await;
     assert!(!out.status.success(), "a 5-byte password is refused");
@@ -289,7 +312,7 @@ async fn user_add_of_taken_username_fails() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    let mut cmd = app.tessera_cmd(cwd.path());
     cmd.args(["user", "add", "ALICE", "--password-stdin"]);
     let out = run_with_stdin(cmd, "another password\n").await;
     assert!(!out.status.success(), "the username is taken");
@@ -302,7 +325,7 @@ async fn user_list_prints_a_line_per_user() {
     app.create_user("alice").await;
     app.create_user("bob").await;
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    let mut cmd = app.tessera_cmd(cwd.path());
     cmd.args(["user", "list"]);
     let out = run(cmd).await;
     assert_success(&out, "tessera user list");
@@ -326,7 +349,7 @@ async fn disabling_a_user_via_cli_ends_its_sessions_in_the_running_server() {
     app.me_cookie(&cookie.cookies).await.assert_status(200);
 
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    let mut cmd = app.tessera_cmd(cwd.path());
     cmd.args(["user", "disable", "alice"]);
     assert_success(&run(cmd).await, "tessera user disable");
 
@@ -355,7 +378,7 @@ async fn sessions_revoke_via_cli_ends_every_session_in_the_running_server() {
     app.me_bearer(&two.token).await.assert_status(200);
 
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = tessera_cmd(cwd.path(), &app.store_dir());
+    let mut cmd = app.tessera_cmd(cwd.path());
     cmd.args(["sessions", "revoke", "alice"]);
     assert_success(&run(cmd).await, "tessera sessions revoke");
 

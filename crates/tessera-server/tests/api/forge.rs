@@ -4,10 +4,8 @@
 //! The sharpest forger holds the server's own signing key: a claim-level attack (expired,
 //! wrong audience, `typ: JWT`, a repeated `sub`) must be refused for what it says, not merely
 //! because its signature is wrong. [`ServerKey::from_store`] reads the private key out of the
-//! data directory (stored unsealed unless `jwt.seal_key` is set), and a positive control in
+//! server's store (stored unsealed unless `jwt.seal_key` is set), and a positive control in
 //! `jwt_attacks.rs` proves that what it signs is accepted when nothing else is wrong.
-
-use std::path::Path;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -17,7 +15,8 @@ use aws_lc_rs::{hmac, signature};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tessera_core::store::KeyStore as _;
+
+use crate::helpers::TestApp;
 
 /// base64url without padding (RFC 7515 §2).
 pub fn b64u(bytes: &[u8]) -> String {
@@ -100,7 +99,7 @@ impl Signer {
     }
 }
 
-/// The server's current signing key, as a forger who got hold of the data directory has it.
+/// The server's current signing key, as a forger who got hold of the store has it.
 pub struct ServerKey {
     pub kid: String,
     pub alg: String,
@@ -109,11 +108,10 @@ pub struct ServerKey {
 
 impl ServerKey {
     /// The one key in the store (tests using this never rotate).
-    pub async fn from_store(data_dir: &Path) -> ServerKey {
-        let store =
-            tessera_store::SqliteStore::open(data_dir).await.unwrap_or_else(|e| panic!("open the store: {e:?}"));
-        let mut keys = store.keys().await.unwrap_or_else(|e| panic!("read the keys: {e:?}"));
-        store.close().await;
+    pub async fn from_store(app: &TestApp) -> ServerKey {
+        let backend = app.open_store().await;
+        let mut keys = backend.store().keys().await.unwrap_or_else(|e| panic!("read the keys: {e:?}"));
+        backend.close().await;
         assert_eq!(keys.len(), 1, "exactly one signing key in a fresh store: {keys:?}");
         let key = keys.remove(0);
         assert!(!key.sealed, "the forger reads an unsealed key");

@@ -1,5 +1,5 @@
-//! The harness: every test runs the real server on a random port, with its own data directory
-//! and its own [`ManualClock`], and talks plain HTTP to it.
+//! The harness: every test runs the real server on a random port, with its own empty store
+//! (see [`crate::backend`]) and its own [`ManualClock`], and talks plain HTTP to it.
 //!
 //! The client has no cookie store on purpose: tessera's cookies are `Secure` and `__Host-`, so
 //! a store would (rightly) drop them over plain http, and the tests need to see every attribute
@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -15,14 +15,16 @@ use std::time::Duration as StdDuration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use tessera_core::{Clock, ManualClock};
 use tessera_server::config::Config;
-use tessera_server::startup::Application;
+use tessera_server::startup::{Application, Backend};
+use tessera_store::sqlite::AuditRecord;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::backend::TestStore;
 
 pub const SESSION_COOKIE: &str = "__Host-tessera-session";
 pub const CSRF_COOKIE: &str = "__Host-tessera-csrf";
@@ -37,10 +39,10 @@ pub const SESSION_TOML: &str = "[auth]\nmode = \"session\"\n";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
-    pub data_dir: TempDir,
+    pub store: TestStore,
     pub client: reqwest::Client,
     /// The `tessera.toml` the server was started with (the harness overrides the listener and
-    /// the data directory), so a CLI process can be pointed at the same configuration.
+    /// `[store]`), so a CLI process can be pointed at the same configuration.
     pub toml: String,
     config: Config,
     shutdown: Option<oneshot::Sender<()>>,
@@ -68,13 +70,13 @@ pub async fn spawn_token_app(toml: &str) -> TestApp {
 }
 
 async fn spawn(toml: &str) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let config = harness_config(toml, &data_dir);
+    let store = TestStore::new();
+    let config = harness_config(toml, &store);
     let clock = Arc::new(ManualClock::starting_now());
     let mut app = TestApp {
         addr: config.server.listen,
         clock,
-        data_dir,
+        store,
         client: new_client(),
         toml: toml.to_owned(),
         config,
@@ -85,11 +87,11 @@ async fn spawn(toml: &str) -> TestApp {
     app
 }
 
-/// `toml` with the harness's listener (port 0) and data directory.
-fn harness_config(toml: &str, data_dir: &TempDir) -> Config {
+/// `toml` with the harness's listener (port 0) and store.
+fn harness_config(toml: &str, store: &TestStore) -> Config {
     let mut config = Config::from_toml(toml).unwrap_or_else(|e| panic!("test configuration: {e:?}\n{toml}"));
     config.server.listen = "127.0.0.1:0".parse().expect("socket address");
-    config.store.data_dir = data_dir.path().join("data");
+    store.configure(&mut config);
     config
 }
 
@@ -119,18 +121,18 @@ impl TestApp {
         Ok(())
     }
 
-    /// Stops the server and tries to start it again on the same data directory and clock with
+    /// Stops the server and tries to start it again on the same store and clock with
     /// another configuration; the error is `Application::build`'s. On success `toml` and
     /// `addr` follow the new server.
     pub async fn try_restart_with(&mut self, toml: &str) -> anyhow::Result<()> {
         self.stop().await;
         self.client = new_client();
-        self.config = harness_config(toml, &self.data_dir);
+        self.config = harness_config(toml, &self.store);
         self.toml = toml.to_owned();
         self.try_start().await
     }
 
-    /// Stops the server gracefully and starts a new one on the same data directory and clock
+    /// Stops the server gracefully and starts a new one on the same store and clock
     /// (on a new port; `addr` follows).
     pub async fn restart(&mut self) {
         self.stop().await;
@@ -151,9 +153,23 @@ impl TestApp {
         }
     }
 
-    /// The directory the server keeps its SQLite file in.
-    pub fn store_dir(&self) -> PathBuf {
-        self.data_dir.path().join("data")
+    /// Opens the server's store from the outside, as the CLI does; `.store()` for the
+    /// storage traits. Close it when done.
+    pub async fn open_store(&self) -> Backend {
+        self.store.open().await
+    }
+
+    /// The `limit` most recent audit records of the server's store, newest first.
+    pub async fn recent_audit(&self, limit: i64) -> Vec<AuditRecord> {
+        self.store.recent_audit(limit).await
+    }
+
+    /// The `tessera` binary acting on this server's store (in session mode) from `cwd`.
+    pub fn tessera_cmd(&self, cwd: &Path) -> Command {
+        let mut cmd = bare_tessera(cwd);
+        self.store.configure_env(&mut cmd);
+        cmd.env("TESSERA_AUTH__MODE", "session");
+        cmd
     }
 
     pub fn advance(&self, by: Duration) {
@@ -235,17 +251,13 @@ impl TestApp {
         reply.json()["sessions"].as_array().expect("sessions is an array").clone()
     }
 
-    /// Opens the server's store from the outside, as the CLI does.
+    /// The kinds of the 100 most recent audit records, newest first.
     pub async fn audit_kinds(&self) -> Vec<String> {
-        let store = tessera_store::SqliteStore::open(&self.store_dir())
-            .await
-            .unwrap_or_else(|e| panic!("open the store: {e:?}"));
-        let records = store.recent_audit(100).await.unwrap_or_else(|e| panic!("recent_audit: {e:?}"));
-        records.into_iter().map(|r| r.kind).collect()
+        self.recent_audit(100).await.into_iter().map(|r| r.kind).collect()
     }
 
     /// Polls `check` every 50 ms for up to `limit`; for effects that travel through the store's
-    /// 100 ms revocation poll (a CLI process acting on the same data directory).
+    /// 100 ms revocation poll (a CLI process acting on the same store).
     pub async fn eventually<F, Fut>(&self, limit: StdDuration, mut check: F) -> bool
     where
         F: FnMut() -> Fut,
@@ -495,13 +507,6 @@ pub fn bare_tessera(cwd: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd
-}
-
-/// The `tessera` binary acting on `data_dir` (in session mode) from an empty working directory.
-pub fn tessera_cmd(cwd: &Path, data_dir: &Path) -> Command {
-    let mut cmd = bare_tessera(cwd);
-    cmd.env("TESSERA_STORE__DATA_DIR", data_dir).env("TESSERA_AUTH__MODE", "session");
     cmd
 }
 

@@ -5,7 +5,7 @@
 
 use aws_lc_rs::signature::Ed25519KeyPair;
 use serde_json::Value;
-use tessera_core::store::{KeyStore as _, StoredKey};
+use tessera_core::store::StoredKey;
 use time::Duration;
 
 use crate::forge::{b64u, header_of, unb64u};
@@ -25,9 +25,9 @@ fn assert_public_only(jwk: &Value) {
 }
 
 async fn stored_keys(app: &TestApp) -> Vec<StoredKey> {
-    let store = tessera_store::SqliteStore::open(&app.store_dir()).await.unwrap_or_else(|e| panic!("open: {e:?}"));
-    let keys = store.keys().await.unwrap_or_else(|e| panic!("keys: {e:?}"));
-    store.close().await;
+    let backend = app.open_store().await;
+    let keys = backend.store().keys().await.unwrap_or_else(|e| panic!("keys: {e:?}"));
+    backend.close().await;
     keys
 }
 

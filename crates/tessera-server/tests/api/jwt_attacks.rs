@@ -36,7 +36,7 @@ impl Target {
         app.create_user("alice").await;
         let bob = app.create_user("bob").await["id"].as_str().expect("bob's id").to_owned();
         let login = app.login_tokens("alice", PASSWORD).await;
-        let key = ServerKey::from_store(&app.store_dir()).await;
+        let key = ServerKey::from_store(&app).await;
         Target { app, login, bob, key }
     }
 

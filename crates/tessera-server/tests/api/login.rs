@@ -183,7 +183,7 @@ async fn login_of_disabled_user_is_401_like_a_wrong_password() {
     app.create_user("alice").await;
     app.stop().await;
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut cmd = crate::helpers::tessera_cmd(cwd.path(), &app.store_dir());
+    let mut cmd = app.tessera_cmd(cwd.path());
     cmd.args(["user", "disable", "alice"]);
     let out = crate::helpers::run_cmd(cmd, None, std::time::Duration::from_secs(30)).await;
     assert!(out.status.success(), "tessera user disable: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,11 +1,16 @@
 //! Black-box tests of tessera: each test starts the real server on a random port with a fresh
-//! SQLite data directory and a clock it can move, and talks HTTP to it. One test binary, one
-//! module per area of the contract (SPEC §1–§3): first the session mode, then the token modes
-//! (jwt, hybrid).
+//! store and a clock it can move, and talks HTTP to it. One module per area of the contract
+//! (SPEC §1–§3): first the session mode, then the token modes (jwt, hybrid).
+//!
+//! The same suite is built twice: as target `api` against the embedded SQLite store, and as
+//! target `api_distributed` (`tests/api_distributed/main.rs`) against PostgreSQL + Redis; see
+//! [`backend`]. The harness modules are `pub(crate)` so that target can re-export them at its
+//! root, where `crate::helpers` and the like find them.
 
-mod forge;
-mod helpers;
-mod token_helpers;
+pub(crate) mod backend;
+pub(crate) mod forge;
+pub(crate) mod helpers;
+pub(crate) mod token_helpers;
 
 mod accounts;
 mod admin;

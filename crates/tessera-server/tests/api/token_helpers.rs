@@ -1,6 +1,6 @@
 //! The harness for the token modes (jwt, hybrid): configurations, bearer logins that hand out
 //! an access and a refresh token, refresh, the RFC 7662/7009 endpoints, and the `tessera`
-//! command pointed at the running server's configuration and data directory.
+//! command pointed at the running server's configuration and store.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -158,12 +158,12 @@ impl TestApp {
         self.eventually(limit, || async { self.me_bearer(token).await.status.as_u16() == status }).await
     }
 
-    /// Writes this server's configuration, with its data directory, to a file a `tessera`
-    /// process can be given with `--config`.
+    /// Writes this server's configuration, with its store, to a file a `tessera` process can be
+    /// given with `--config`.
     pub fn config_file(&self) -> PathBuf {
         assert!(!self.toml.contains("[store]"), "the harness owns [store]:\n{}", self.toml);
-        let path = self.data_dir.path().join("tessera-cli.toml");
-        let text = format!("{}\n[store]\ndata_dir = {:?}\n", self.toml, self.store_dir().display().to_string());
+        let path = self.store.scratch().join("tessera-cli.toml");
+        let text = format!("{}\n{}", self.toml, self.store.toml_section());
         std::fs::write(&path, text).expect("write the CLI configuration");
         path
     }
