@@ -1,0 +1,180 @@
+//! redis-server processes of the test's own, on free loopback ports: a standalone server the
+//! test can kill, stop and start again on the same port (optionally with append-only-file
+//! persistence, so a stop loses nothing), or a three-master Redis Cluster. Driven with
+//! `redis-cli`, as an operator would.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::process::Process;
+use super::{eventually, free_cluster_port, free_port, run};
+
+const START_LIMIT: Duration = Duration::from_secs(20);
+const STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// A standalone redis-server.
+pub struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    persistent: bool,
+    server: Option<Process>,
+}
+
+impl RedisServer {
+    /// Memory only: a restart starts empty.
+    pub async fn start() -> RedisServer {
+        Self::start_with(false).await
+    }
+
+    /// Every write is appended and fsynced to a file before it is acknowledged, so a restart
+    /// on the same directory comes back with everything.
+    pub async fn start_persistent() -> RedisServer {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> RedisServer {
+        let mut redis =
+            RedisServer { port: free_port(), dir: tempfile::tempdir().expect("temp dir"), persistent, server: None };
+        redis.spawn().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `SIGKILL`: gone at once, connections cut, nothing saved.
+    pub fn kill(&mut self) {
+        self.server.take().expect("redis-server is running").kill();
+    }
+
+    /// `SIGTERM`: Redis saves (here: flushes its append-only file) and exits.
+    pub async fn shutdown(&mut self) {
+        let mut server = self.server.take().expect("redis-server is running");
+        server.stop("TERM", STOP_LIMIT).await;
+    }
+
+    /// Starts again on the same port and directory.
+    pub async fn restart(&mut self) {
+        assert!(self.server.is_none(), "stop redis-server before restarting it");
+        self.spawn().await;
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = redis_server_command(self.port, self.dir.path());
+        if self.persistent {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        let server = Process::spawn(&format!("redis-server :{}", self.port), cmd);
+        self.server = Some(wait_until_serving(server, self.port).await);
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas), each a process of the test's own.
+pub struct RedisCluster {
+    ports: Vec<u16>,
+    _nodes: Vec<Process>,
+    _dir: TempDir,
+}
+
+impl RedisCluster {
+    /// Starts three `--cluster-enabled` servers, joins them with `redis-cli --cluster create`
+    /// and waits until every node reports `cluster_state:ok`.
+    pub async fn start() -> RedisCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<u16> = (0..3).map(|_| free_cluster_port()).collect();
+        let mut nodes = Vec::new();
+        for &port in &ports {
+            let node_dir = dir.path().join(port.to_string());
+            std::fs::create_dir(&node_dir).expect("node directory");
+            let mut cmd = redis_server_command(port, &node_dir);
+            cmd.args(["--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", "5000"]);
+            let node = Process::spawn(&format!("redis-server cluster node :{port}"), cmd);
+            nodes.push(wait_until_serving(node, port).await);
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        create.args(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        let output = run(create).await;
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for &port in &ports {
+            eventually(
+                &format!("cluster node :{port} reports cluster_state:ok"),
+                START_LIMIT,
+                Duration::from_millis(50),
+                || async move {
+                    redis_cli(port, &["cluster", "info"]).await.filter(|info| info.contains("cluster_state:ok"))
+                },
+            )
+            .await;
+        }
+        RedisCluster { ports, _nodes: nodes, _dir: dir }
+    }
+
+    /// The seed list tessera takes with `store.redis_cluster = true`.
+    pub fn url(&self) -> String {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// The keys matching `pattern` on each node (a node holds only its own slots' keys).
+    pub async fn keys_per_node(&self, pattern: &str) -> Vec<Vec<String>> {
+        let mut nodes = Vec::new();
+        for &port in &self.ports {
+            let out = redis_cli(port, &["--scan", "--pattern", pattern])
+                .await
+                .unwrap_or_else(|| panic!("redis-cli --scan on cluster node :{port} failed"));
+            nodes.push(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect());
+        }
+        nodes
+    }
+}
+
+/// redis-server on 127.0.0.1:`port`, in the foreground, writing into `dir`, no RDB snapshots.
+fn redis_server_command(port: u16, dir: &Path) -> Command {
+    if !binary_exists("redis-server") || !binary_exists("redis-cli") {
+        panic!("redis-server and redis-cli must be on PATH: install Redis (the distributed tests start their own)");
+    }
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "no"])
+        .args(["--daemonize", "no", "--save", "", "--dir"])
+        .arg(dir);
+    cmd
+}
+
+fn binary_exists(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()))
+}
+
+async fn wait_until_serving(mut server: Process, port: u16) -> Process {
+    eventually(&format!("{} answers PING", server.name()), START_LIMIT, Duration::from_millis(20), || {
+        if let Some(status) = server.exited() {
+            panic!("{} exited ({status}) while starting\n{}", server.name(), server.log_tail());
+        }
+        async move { redis_cli(port, &["ping"]).await.filter(|out| out.trim() == "PONG") }
+    })
+    .await;
+    server
+}
+
+/// `redis-cli -p port args…`'s output, or `None` if it failed.
+async fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args);
+    let output = run(cmd).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // redis-cli exits 0 even when the server answers with an error or is unreachable.
+    (output.status.success() && !stdout.starts_with("Could not connect") && !stdout.starts_with("ERR"))
+        .then_some(stdout)
+}
