@@ -91,6 +91,10 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Every stored key, oldest first.
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Inserts `key` only if no key of the same `alg` is usable at `now` (not retired, or
+    /// retiring later), atomically: of several instances starting at once on an empty store,
+    /// exactly one key is created and all of them use it. Returns whether `key` was inserted.
+    async fn insert_key_if_none_usable(&self, key: &StoredKey, now: OffsetDateTime) -> Result<bool, StoreError>;
     /// Sets `retires_at` of every key that has none, except `except`.
     async fn retire_keys(&self, except: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     async fn delete_key(&self, kid: &str) -> Result<(), StoreError>;

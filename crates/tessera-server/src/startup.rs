@@ -83,11 +83,21 @@ impl Application {
 /// store signals a change, when it is the revocation check) and the signing keys (every 5 s,
 /// so a rotation anywhere is followed without a restart). Failures are logged; a denylist
 /// that stays behind fails closed by itself.
+///
+/// Two loops, not one: a key reload waits on PostgreSQL (up to its acquire timeout while it
+/// is down), and a denylist sync queued behind it would let the copy go stale — every JWT
+/// request would fail closed during an outage of a store the denylist does not live in.
 async fn maintain(state: AppState) {
     let Some(tokens) = state.auth.tokens() else { return };
+    tokio::join!(follow_denylist(&state, tokens), follow_keys(&state, tokens));
+}
+
+async fn follow_denylist(state: &AppState, tokens: &tessera_core::auth::Tokens) {
+    if tokens.policy().revocation != RevocationCheck::Denylist {
+        return;
+    }
     let store = state.auth.store().as_ref();
-    let needs_denylist = tokens.policy().revocation == RevocationCheck::Denylist;
-    let changes = store.denylist_changes().filter(|_| needs_denylist);
+    let changes = store.denylist_changes();
     let changed = || async {
         match &changes {
             Some(notify) => notify.notified().await,
@@ -96,25 +106,25 @@ async fn maintain(state: AppState) {
     };
     let mut sync = tokio::time::interval(DENYLIST_SYNC);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = changed() => {}
+            _ = sync.tick() => {}
+        }
+        if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
+            tracing::warn!(error = %e, "denylist sync failed");
+        }
+    }
+}
+
+async fn follow_keys(state: &AppState, tokens: &tessera_core::auth::Tokens) {
+    let store = state.auth.store().as_ref();
     let mut reload = tokio::time::interval(KEY_RELOAD);
     reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = changed() => {
-                if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
-                    tracing::warn!(error = %e, "denylist sync failed");
-                }
-            }
-            _ = sync.tick(), if needs_denylist => {
-                if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
-                    tracing::warn!(error = %e, "denylist sync failed");
-                }
-            }
-            _ = reload.tick() => {
-                if let Err(e) = tokens.reload_keys(store, state.auth.now()).await {
-                    tracing::warn!(error = %e, "signing key reload failed");
-                }
-            }
+        reload.tick().await;
+        if let Err(e) = tokens.reload_keys(store, state.auth.now()).await {
+            tracing::warn!(error = %e, "signing key reload failed");
         }
     }
 }

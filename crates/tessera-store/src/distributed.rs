@@ -88,6 +88,9 @@ impl KeyStore for DistributedStore {
     async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
         self.postgres.insert_key(key).await
     }
+    async fn insert_key_if_none_usable(&self, key: &StoredKey, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.postgres.insert_key_if_none_usable(key, now).await
+    }
     async fn retire_keys(&self, except: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         self.postgres.retire_keys(except, at).await
     }

@@ -88,7 +88,13 @@ impl Auth {
     pub async fn logout(&self, auth: &Authenticated) -> Result<(), AuthError> {
         match auth.session_id {
             Some(sid) => {
-                self.end_session(&auth.user_id, &sid).await?;
+                let ended = self.end_session(&auth.user_id, &sid).await?;
+                // A self-contained access token outlives the record of its session when the
+                // store has lost it (Redis restarted without persistence, a flush, an eviction):
+                // deny the `sid` anyway, or the token stays valid to its `exp` after a 204.
+                if !ended && auth.token_id.is_some() {
+                    self.deny(&[Denied::Session(sid)]).await?;
+                }
             }
             None => {
                 if let Some(jti) = auth.token_id {

@@ -67,7 +67,10 @@ impl Tokens {
             policy,
         };
         if !tokens.has_usable_key(&store.keys().await?, now) {
-            tokens.create_key(store, now, now).await?;
+            // Instances starting together on an empty store race here; the store lets one
+            // key in, and the reload below picks up whichever that was.
+            let candidate = tokens.new_key(now, now)?;
+            store.insert_key_if_none_usable(&candidate, now).await?;
         }
         tokens.reload_keys(store, now).await?;
         Ok(tokens)
@@ -91,6 +94,13 @@ impl Tokens {
         now: OffsetDateTime,
         activates_at: OffsetDateTime,
     ) -> Result<StoredKey, AuthError> {
+        let stored = self.new_key(now, activates_at)?;
+        store.insert_key(&stored).await?;
+        Ok(stored)
+    }
+
+    /// A fresh signing key for the configured algorithm, sealed when a seal key is set.
+    fn new_key(&self, now: OffsetDateTime, activates_at: OffsetDateTime) -> Result<StoredKey, AuthError> {
         let (key, private) = SigningKey::generate(self.alg()).map_err(|e| AuthError::Internal(e.to_string()))?;
         let (private, sealed) = match &self.sealer {
             Some(s) => (s.seal(key.kid(), &private).map_err(|e| AuthError::Internal(e.to_string()))?, true),
@@ -105,7 +115,6 @@ impl Tokens {
             activates_at,
             retires_at: None,
         };
-        store.insert_key(&stored).await?;
         Ok(stored)
     }
 

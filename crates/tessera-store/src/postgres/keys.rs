@@ -66,6 +66,34 @@ impl KeyStore for PgStore {
         Ok(())
     }
 
+    async fn insert_key_if_none_usable(&self, key: &StoredKey, now: OffsetDateTime) -> Result<bool, StoreError> {
+        // Under READ COMMITTED two instances could both see no usable key and both insert;
+        // a self-conflicting table lock makes the check and the insert one step. Readers are
+        // not blocked (SHARE ROW EXCLUSIVE conflicts with writers only), and the lock ends
+        // with the transaction.
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(db_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private, sealed, created_at, activates_at, retires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS \
+                 (SELECT 1 FROM signing_keys WHERE alg = $2 AND (retires_at IS NULL OR retires_at > $8))",
+        )
+        .bind(key.kid.as_str())
+        .bind(key.alg.as_str())
+        .bind(key.private.as_slice())
+        .bind(key.sealed)
+        .bind(to_unix(key.created_at))
+        .bind(to_unix(key.activates_at))
+        .bind(key.retires_at.map(to_unix))
+        .bind(to_unix(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(inserted == 1)
+    }
+
     async fn retire_keys(&self, except: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         // A key retired earlier keeps its date: the tokens it signed expire relative to it.
         sqlx::query("UPDATE signing_keys SET retires_at = $2 WHERE retires_at IS NULL AND kid <> $1")

@@ -66,6 +66,29 @@ impl KeyStore for SqliteStore {
         Ok(())
     }
 
+    async fn insert_key_if_none_usable(&self, key: &StoredKey, now: OffsetDateTime) -> Result<bool, StoreError> {
+        // One statement: SQLite runs writes one at a time, so the check and the insert cannot
+        // be split by another process's insert.
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private, sealed, created_at, activates_at, retires_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS \
+                 (SELECT 1 FROM signing_keys WHERE alg = ?2 AND (retires_at IS NULL OR retires_at > ?8))",
+        )
+        .bind(key.kid.as_str())
+        .bind(key.alg.as_str())
+        .bind(key.private.as_slice())
+        .bind(key.sealed)
+        .bind(to_unix(key.created_at))
+        .bind(to_unix(key.activates_at))
+        .bind(key.retires_at.map(to_unix))
+        .bind(to_unix(now))
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
     async fn retire_keys(&self, except: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         // A key retired earlier keeps its date: the tokens it signed expire relative to it.
         sqlx::query("UPDATE signing_keys SET retires_at = ?2 WHERE retires_at IS NULL AND kid <> ?1")

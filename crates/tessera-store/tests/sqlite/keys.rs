@@ -102,3 +102,33 @@ async fn instances_starting_at_once_agree_on_one_secret() {
     assert_eq!(a, b);
     assert!(a == b"from-first" || a == b"from-second");
 }
+
+#[tokio::test]
+async fn a_first_key_is_inserted_only_while_no_key_of_its_algorithm_is_usable() {
+    let (_dir, store) = open_store().await;
+    assert!(store.insert_key_if_none_usable(&key("a", 0), t(0)).await.unwrap());
+    assert!(!store.insert_key_if_none_usable(&key("b", 0), t(0)).await.unwrap(), "a is usable");
+    let other_alg = StoredKey { alg: "ES256".into(), ..key("c", 0) };
+    assert!(store.insert_key_if_none_usable(&other_alg, t(0)).await.unwrap(), "another algorithm");
+    store.retire_keys("none", t(100)).await.unwrap();
+    assert!(!store.insert_key_if_none_usable(&key("d", 0), t(99)).await.unwrap(), "retiring later is usable");
+    assert!(store.insert_key_if_none_usable(&key("e", 0), t(100)).await.unwrap(), "retired: a new one goes in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_processes_creating_a_first_key_at_once_exactly_one_succeeds() {
+    let (dir, first) = open_store().await;
+    let second = SqliteStore::open(dir.path()).await.unwrap();
+    let callers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+            tokio::spawn(async move { store.insert_key_if_none_usable(&key(&format!("k{i}"), 0), t(0)).await.unwrap() })
+        })
+        .collect();
+    let mut inserted = 0;
+    for caller in callers {
+        inserted += usize::from(caller.await.unwrap());
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(first.keys().await.unwrap().len(), 1);
+}
