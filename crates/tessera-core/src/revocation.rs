@@ -91,7 +91,16 @@ impl Denylist {
 
     /// Records that the copy caught up with the store just now.
     pub fn mark_synced(&self) {
-        *self.synced_at.write().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.mark_synced_as_of(Instant::now());
+    }
+
+    /// Records a sync whose read started at `started`: the copy is as fresh as the moment the
+    /// store was asked, not the moment its answer arrived (a slow answer must not buy time).
+    pub fn mark_synced_as_of(&self, started: Instant) {
+        let mut synced = self.synced_at.write().unwrap_or_else(|p| p.into_inner());
+        if synced.is_none_or(|s| s < started) {
+            *synced = Some(started);
+        }
     }
 
     /// Whether a token is revoked. Fails when the copy is too stale to answer safely.

@@ -26,8 +26,15 @@ pub struct Tokens {
     pub(super) verified: VerifiedCache,
     /// Usernames never change, so `/v1/me` in token modes reads each one once per process.
     pub(super) usernames: RwLock<HashMap<UserId, Username>>,
-    denylist_cursor: Mutex<u64>,
+    /// Where the next denylist sync reads from, and when the last full reread was.
+    denylist_cursor: Mutex<(u64, Option<std::time::Instant>)>,
 }
+
+/// How often a sync rereads the whole live denylist rather than what follows its cursor: a
+/// store that rolled back (a Redis restarted from a snapshot a moment old) reuses sequence
+/// numbers, and entries written into the reused range before a reader notices would otherwise
+/// never be read. Rereading is harmless — applying an entry twice changes nothing.
+const FULL_REREAD: std::time::Duration = std::time::Duration::from_secs(5);
 
 const CHAIN_SECRET: &str = "refresh-chain";
 const CSRF_SECRET: &str = "csrf";
@@ -63,7 +70,7 @@ impl Tokens {
             denylist: Denylist::new(policy.max_staleness),
             verified: VerifiedCache::new(10_000),
             usernames: RwLock::default(),
-            denylist_cursor: Mutex::new(0),
+            denylist_cursor: Mutex::new((0, None)),
             policy,
         };
         if !tokens.has_usable_key(&store.keys().await?, now) {
@@ -174,14 +181,26 @@ impl Tokens {
 
     /// Catches the denylist copy up with the store.
     pub async fn sync_denylist(&self, store: &dyn Store, now: OffsetDateTime) -> Result<usize, AuthError> {
-        let cursor = *self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
+        let (cursor, full) = {
+            let state = self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
+            match state.1 {
+                Some(last) if started.duration_since(last) < FULL_REREAD => (state.0, false),
+                _ => (0, true),
+            }
+        };
         let (entries, next) = store.denied_since(cursor, now).await?;
         self.denylist.apply(&entries);
         {
-            let mut c = self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
-            *c = (*c).max(next);
+            // One sync at a time (the maintenance loop), so the store's answer is the cursor:
+            // it may move backwards when the store says its log started over.
+            let mut state = self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
+            state.0 = next;
+            if full {
+                state.1 = Some(started);
+            }
         }
-        self.denylist.mark_synced();
+        self.denylist.mark_synced_as_of(started);
         self.denylist.purge(now);
         Ok(entries.len())
     }

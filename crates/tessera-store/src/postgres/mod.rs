@@ -48,6 +48,12 @@ impl PgStore {
         if options.get_application_name().is_none() {
             options = options.application_name(APPLICATION_NAME);
         }
+        // A statement on a connection that stopped answering (a partition) must fail as an
+        // outage, not hold the request until its 30 s deadline: every statement tessera runs
+        // takes milliseconds. The URL can still set its own (`options[statement_timeout]=…`).
+        if !url.contains("statement_timeout") {
+            options = options.options([("statement_timeout", "5s")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
@@ -120,7 +126,8 @@ fn db_err(e: sqlx::Error) -> StoreError {
 /// intervention: shutdown, `cannot_connect_now` during start-up or recovery, a cancelled
 /// query), plus serialization failure and deadlock, which a retry resolves.
 fn is_transient_sqlstate(code: &str) -> bool {
-    matches!(code.get(..2), Some("08" | "53" | "57")) || matches!(code, "40001" | "40P01")
+    // 25006: read-only transaction — writes sent to a replica just after a fail-over.
+    matches!(code.get(..2), Some("08" | "53" | "57")) || matches!(code, "40001" | "40P01" | "25006")
 }
 
 fn migrate_err(e: MigrateError) -> StoreError {
@@ -148,7 +155,7 @@ mod tests {
 
     #[test]
     fn server_conditions_are_transient() {
-        for code in ["08006", "08001", "53300", "53100", "57P01", "57P03", "57014", "40001", "40P01"] {
+        for code in ["08006", "08001", "53300", "53100", "57P01", "57P03", "57014", "40001", "40P01", "25006"] {
             assert!(is_transient_sqlstate(code), "{code}");
         }
     }

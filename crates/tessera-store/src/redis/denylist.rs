@@ -29,9 +29,13 @@ const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
 const EPOCH_MASK: u64 = (1 << (64 - SEQ_BITS)) - 1;
 /// Expired entries pruned per write, at most: a write's cost stays bounded.
 const PRUNE_BATCH: u32 = 1000;
+/// Entries are pruned this long after they expired, and the log outlives its last entry by as
+/// much: instances' clocks differ, and no reader should lose an entry to a skewed clock.
+const PRUNE_MARGIN_SECS: i64 = 300;
 
-/// KEYS: epoch, seq, log, exp. ARGV: epoch candidate, now, channel, prune batch, then
-/// (payload, expires_at) pairs. Returns the last sequence number.
+/// KEYS: epoch, seq, log, exp. ARGV: epoch candidate, prune-before instant, channel, prune
+/// batch, keep-until instant, then (payload, expires_at) pairs. Returns the last sequence
+/// number.
 static DENY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -42,8 +46,8 @@ static DENY: LazyLock<Script> = LazyLock::new(|| {
             redis.call('ZREM', KEYS[4], m)
         end
         local last = 0
-        local latest = 0
-        for i = 5, #ARGV, 2 do
+        local latest = tonumber(ARGV[5])
+        for i = 6, #ARGV, 2 do
             last = redis.call('INCR', KEYS[2])
             local m = last .. '|' .. ARGV[i]
             redis.call('ZADD', KEYS[3], last, m)
@@ -61,15 +65,16 @@ static DENY: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// KEYS: epoch, seq, log. ARGV: the cursor's epoch and sequence number. Returns the current
-/// epoch, the last sequence number, and every member after the cursor (all of them when the
-/// epoch changed).
+/// epoch, the last sequence number, and every member after the cursor — all of them when the
+/// epoch changed (the data was lost) or the sequence is behind the cursor (the data was
+/// rolled back, e.g. restored from a snapshot a moment old).
 static SINCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
         local last = tonumber(redis.call('GET', KEYS[2]) or '0')
         local from = tonumber(ARGV[2])
-        if epoch ~= tonumber(ARGV[1]) then from = 0 end
+        if epoch ~= tonumber(ARGV[1]) or last < from then from = 0 end
         return {epoch, last, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. from, '+inf')}
         ",
     )
@@ -88,10 +93,12 @@ impl DenylistStore for RedisStore {
             .key(keys.deny("log"))
             .key(keys.deny("exp"))
             .arg(new_epoch())
-            // Pruning goes by the wall clock, before this write's entries are added.
-            .arg(to_unix(OffsetDateTime::now_utc()))
+            // Pruning goes by this instance's wall clock, with a margin for the others' clocks
+            // and for entries stamped by a clock of their own; the log never expires sooner.
+            .arg(to_unix(OffsetDateTime::now_utc()) - PRUNE_MARGIN_SECS)
             .arg(keys.deny_channel())
-            .arg(PRUNE_BATCH);
+            .arg(PRUNE_BATCH)
+            .arg(to_unix(OffsetDateTime::now_utc()) + PRUNE_MARGIN_SECS);
         for entry in entries {
             call.arg(encode(entry)).arg(to_unix(entry.expires_at));
         }
@@ -118,8 +125,9 @@ impl DenylistStore for RedisStore {
                 entries.push(entry);
             }
         }
-        // Never backwards within an epoch; a new epoch starts its own count.
-        let next_seq = if current == epoch { seq.max(last) } else { last };
+        // The store's own position: after a loss or a rollback that is behind the old cursor,
+        // and the next read must start from there.
+        let next_seq = last;
         Ok((entries, (current & EPOCH_MASK) << SEQ_BITS | (next_seq & SEQ_MASK)))
     }
 

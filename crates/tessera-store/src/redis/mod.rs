@@ -36,8 +36,9 @@ use tokio::task::JoinHandle;
 /// A command (or a reconnection attempt) that takes longer than this counts as an outage.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Between attempts to restore a lost subscription.
+/// Between attempts to restore a lost subscription: doubling from the first to the second.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// Where to find Redis and how to name things in it.
 #[derive(Debug, Clone)]
@@ -83,7 +84,11 @@ impl RedisStore {
             let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
+                // Retries (slot moves, a fail-over) within one overall bound, then 503.
+                .overall_response_timeout(Some(2 * RESPONSE_TIMEOUT))
                 .retries(2)
+                .min_retry_wait(50)
+                .max_retry_wait(500)
                 .build()
                 .map_err(redis_err)?;
             Conn::Cluster(Box::new(client.get_async_connection().await.map_err(redis_err)?))
@@ -101,6 +106,18 @@ impl RedisStore {
                 .set_max_delay(Duration::from_millis(200));
             Conn::Single(ConnectionManager::new_with_config(client, config).await.map_err(redis_err)?)
         };
+        // The scripts use EXPIRETIME/PEXPIRETIME (Redis 7.0): refuse an older server at start
+        // rather than fail every login with "unknown command" later.
+        let probe: Result<i64, RedisError> = redis::cmd("EXPIRETIME")
+            .arg(format!("{}:version-probe", settings.prefix))
+            .query_async(&mut conn.clone())
+            .await;
+        if let Err(e) = probe {
+            return Err(match redis_err(e) {
+                StoreError::Other(m) => StoreError::Other(format!("tessera needs Redis 7.0 or newer: {m}")),
+                unavailable => unavailable,
+            });
+        }
         let keys = Keys { prefix: settings.prefix.clone() };
         let changes = Arc::new(Notify::new());
         let subscriber = tokio::spawn(subscribe(
@@ -243,23 +260,39 @@ impl ConnectionLike for Conn {
 /// (re)subscription — a reconnect may have missed messages, so the reader resynchronises.
 async fn subscribe(urls: Vec<String>, channel: String, changes: Arc<Notify>) {
     let mut next = 0;
+    let mut delay = RESUBSCRIBE_DELAY;
+    let mut failing = false;
     loop {
         let url = &urls[next % urls.len()];
+        let server = redacted(url);
         next += 1;
         match open_subscription(url, &channel).await {
             Ok(mut pubsub) => {
-                tracing::debug!(%url, "denylist subscription established");
+                tracing::info!(%server, "denylist subscription established");
                 changes.notify_one();
+                (delay, failing) = (RESUBSCRIBE_DELAY, false);
                 let mut messages = pubsub.on_message();
                 while messages.next().await.is_some() {
                     changes.notify_one();
                 }
-                tracing::warn!(%url, "denylist subscription lost; resubscribing");
+                tracing::warn!(%server, "denylist subscription lost; resubscribing");
             }
-            Err(e) => tracing::warn!(%url, error = %e, "cannot subscribe to denylist changes"),
+            // Once per outage at warn level: the denylist poll reports the rest.
+            Err(e) if !failing => {
+                tracing::warn!(%server, error = %e, "cannot subscribe to denylist changes; retrying");
+                failing = true;
+            }
+            Err(e) => tracing::debug!(%server, error = %e, "cannot subscribe to denylist changes"),
         }
-        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
     }
+}
+
+/// `host:port` of a Redis URL, for logs: never the password a URL may carry.
+fn redacted(url: &str) -> String {
+    use redis::IntoConnectionInfo as _;
+    url.into_connection_info().map_or_else(|_| "(unparsable URL)".to_owned(), |info| info.addr().to_string())
 }
 
 async fn open_subscription(url: &str, channel: &str) -> Result<redis::aio::PubSub, RedisError> {
@@ -267,14 +300,22 @@ async fn open_subscription(url: &str, channel: &str) -> Result<redis::aio::PubSu
     let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| RedisError::from((redis::ErrorKind::Io, "subscription connect timed out")))??;
-    pubsub.subscribe(channel).await?;
+    tokio::time::timeout(RESPONSE_TIMEOUT, pubsub.subscribe(channel))
+        .await
+        .map_err(|_| RedisError::from((redis::ErrorKind::Io, "subscribe timed out")))??;
     Ok(pubsub)
 }
+
+/// Server error codes that mean "cannot answer now": out of memory under `noeviction`, a
+/// failed snapshot refusing writes, a busy script, loading, a fail-over in progress.
+const UNAVAILABLE_CODES: [&str; 8] =
+    ["OOM", "MISCONF", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY"];
 
 /// Redis errors that may pass by themselves (no connection, a timeout, a cluster failing over
 /// or still loading) are unavailability; callers fail closed. The rest are bugs to log.
 fn redis_err(e: RedisError) -> StoreError {
-    let transient = e.is_io_error()
+    let transient = e.code().is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
+        || e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
