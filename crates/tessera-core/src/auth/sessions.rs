@@ -47,19 +47,35 @@ impl Auth {
         })
     }
 
-    /// Ends one session and, in denylist mode, every access token bound to it.
+    /// Ends one session and, in denylist mode, every access token bound to it. Returns whether
+    /// the session existed.
+    ///
+    /// In denylist mode the `sid` is denied before the session is deleted: a delete whose
+    /// answer is lost (a timeout, a script the client library retried) would otherwise report
+    /// nothing deleted on the retry, and the session's access tokens would stay valid.
     pub(super) async fn end_session(&self, user: &UserId, id: &SessionId) -> Result<bool, AuthError> {
+        let existed = if self.uses_denylist() {
+            let exists = self.store.session_fresh(user, id).await?.is_some();
+            if exists {
+                self.deny(&[Denied::Session(*id)]).await?;
+            }
+            exists
+        } else {
+            false
+        };
         let ended = self.store.delete_session(user, id).await?;
-        if ended {
-            self.deny(&[Denied::Session(*id)]).await?;
-        }
-        Ok(ended)
+        Ok(ended || existed)
     }
 
-    /// Ends every session of `user` and, in denylist mode, every access token of theirs.
+    /// Ends every session of `user` and, in denylist mode, every access token of theirs —
+    /// denied before the sessions are deleted, for the reason [`Self::end_session`] gives.
     pub(super) async fn end_all_sessions(&self, user: &UserId) -> Result<usize, AuthError> {
-        let ended = self.store.delete_sessions_of(user, None).await?;
-        let mut denied: Vec<Denied> = ended.iter().map(|id| Denied::Session(*id)).collect();
+        let listed: Vec<SessionId> = if self.uses_denylist() {
+            self.store.sessions_of(user).await?.iter().map(|s| s.id).collect()
+        } else {
+            Vec::new()
+        };
+        let mut denied: Vec<Denied> = listed.iter().map(|id| Denied::Session(*id)).collect();
         // Tokens of the jwt mode without refresh have no session to deny: cut them off by
         // issue time. One second back, so the credentials this very call may issue next (a
         // password change) are not caught; a token minted in that second lives to its `exp`.
@@ -67,7 +83,15 @@ impl Auth {
             denied.push(Denied::IssuedBefore(*user, self.now() - Duration::seconds(1)));
         }
         self.deny(&denied).await?;
-        Ok(ended.len())
+        let ended = self.store.delete_sessions_of(user, None).await?;
+        // Sessions created between the listing and the delete.
+        let late: Vec<Denied> = ended.iter().filter(|id| !listed.contains(id)).map(|id| Denied::Session(*id)).collect();
+        self.deny(&late).await?;
+        Ok(ended.len().max(listed.len()))
+    }
+
+    fn uses_denylist(&self) -> bool {
+        self.tokens.as_ref().is_some_and(|t| t.policy.revocation == RevocationCheck::Denylist)
     }
 
     /// Records denylist entries that last as long as the tokens they cover, in the store
