@@ -57,24 +57,7 @@ impl Auth {
     pub async fn authenticate_access(&self, raw: &str) -> Result<Authenticated, AuthError> {
         let t = self.tokens_or_internal()?;
         let now = self.now();
-        let claims = match t.verified.get(raw) {
-            Some(c) => c,
-            None => {
-                let keys = t.keys.current();
-                let claims = jwt::verify(&keys, &t.policy.jwt, raw, now).map_err(|e| {
-                    tracing::debug!(error = %e, "access token refused");
-                    AuthError::Unauthenticated
-                })?;
-                let claims = Arc::new(claims);
-                t.verified.insert(raw, &keys, Arc::clone(&claims));
-                claims
-            }
-        };
-        // Checked on every request, cached or not.
-        let leeway = t.policy.jwt.leeway;
-        if now >= from_unix(claims.exp) + leeway {
-            return Err(AuthError::Unauthenticated);
-        }
+        let claims = self.genuine_access_claims(raw, now)?;
         let facts = TokenFacts { sub: claims.sub, sid: claims.sid, jti: claims.jti, iat: from_unix(claims.iat) };
         let session = match t.policy.revocation {
             RevocationCheck::None => None,
@@ -105,6 +88,31 @@ impl Auth {
             token_id: Some(claims.jti),
             expires_at: from_unix(claims.exp),
         })
+    }
+
+    /// The claims of an access token we signed that has not expired — and nothing more: not
+    /// whether it was revoked, not whose it is. Revoking a token needs no more than this, and
+    /// must not fail for want of a username (PostgreSQL) or of a fresh denylist copy.
+    pub(super) fn genuine_access_claims(&self, raw: &str, now: OffsetDateTime) -> Result<Arc<AccessClaims>, AuthError> {
+        let t = self.tokens_or_internal()?;
+        let claims = match t.verified.get(raw) {
+            Some(c) => c,
+            None => {
+                let keys = t.keys.current();
+                let claims = jwt::verify(&keys, &t.policy.jwt, raw, now).map_err(|e| {
+                    tracing::debug!(error = %e, "access token refused");
+                    AuthError::Unauthenticated
+                })?;
+                let claims = Arc::new(claims);
+                t.verified.insert(raw, &keys, Arc::clone(&claims));
+                claims
+            }
+        };
+        // Checked on every use, cached or not.
+        if now >= from_unix(claims.exp) + t.policy.jwt.leeway {
+            return Err(AuthError::Unauthenticated);
+        }
+        Ok(claims)
     }
 
     /// The username of `user`, from the per-process cache or the store. A vanished account

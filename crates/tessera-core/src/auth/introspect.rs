@@ -25,22 +25,21 @@ pub struct Introspection {
 }
 
 impl Auth {
-    /// `None` for anything not active now: unknown, malformed, expired or revoked.
+    /// `None` for anything not active now: unknown, malformed, expired or revoked. A store
+    /// that cannot answer is an error (503), not `None`: `{"active": false}` would tell a
+    /// resource server that a token is dead when nobody knows (RFC 7662 §2.2 has no "unknown").
     pub async fn introspect(&self, raw: &str) -> Result<Option<Introspection>, AuthError> {
         if self.tokens.is_some() && raw.contains('.') {
-            return match self.authenticate_access(raw).await {
-                Ok(a) => Ok(Some(Introspection {
-                    token_type: "access_token",
-                    sub: a.user_id,
-                    username: a.username.to_string(),
-                    sid: a.session_id,
-                    jti: a.token_id,
-                    iat: None,
-                    exp: a.expires_at,
-                })),
-                Err(AuthError::Unauthenticated) => Ok(None),
-                Err(e) => Err(e),
-            };
+            let Some(a) = valid_or_none(self.authenticate_access(raw).await)? else { return Ok(None) };
+            return Ok(Some(Introspection {
+                token_type: "access_token",
+                sub: a.user_id,
+                username: a.username.to_string(),
+                sid: a.session_id,
+                jti: a.token_id,
+                iat: None,
+                exp: a.expires_at,
+            }));
         }
         if let Some(r) = RefreshToken::parse(raw) {
             let Some(session) = self.store.session(&r.user_id, &r.session_id).await? else { return Ok(None) };
@@ -58,56 +57,76 @@ impl Auth {
                 exp: session.expires_at,
             }));
         }
-        if let Some(t) = SessionToken::parse(raw) {
-            return match self.authenticate(&t).await {
-                Ok(a) => Ok(Some(Introspection {
-                    token_type: "session_token",
-                    sub: a.user_id,
-                    username: a.username.to_string(),
-                    sid: a.session_id,
-                    jti: None,
-                    iat: a.session.as_ref().map(|s| s.created_at),
-                    exp: a.expires_at,
-                })),
-                Err(AuthError::Unauthenticated) => Ok(None),
-                Err(e) => Err(e),
-            };
-        }
-        Ok(None)
+        let Some(t) = SessionToken::parse(raw) else { return Ok(None) };
+        let Some(a) = valid_or_none(self.authenticate(&t).await)? else { return Ok(None) };
+        Ok(Some(Introspection {
+            token_type: "session_token",
+            sub: a.user_id,
+            username: a.username.to_string(),
+            sid: a.session_id,
+            jti: None,
+            iat: a.session.as_ref().map(|s| s.created_at),
+            exp: a.expires_at,
+        }))
     }
 
-    /// RFC 7009: revokes whatever token this is, if it is ours and valid; silently does
-    /// nothing otherwise. A refresh token ends its family; a session token ends its session.
-    /// An access token is denylisted by its `jti` under the denylist check (the session
-    /// stays). Under the allowlist check the only state is the session, so its session ends
-    /// (RFC 7009 §2.1 allows revoking related tokens). Under `none` nothing can stop it
-    /// before `exp`; that is what the setting means.
+    /// RFC 7009: revokes whatever token this is, if it is ours and valid; an unknown or invalid
+    /// token gets the same answer and changes nothing (§2.2). A refresh token ends its family;
+    /// a session token ends its session; an access token, see [`Auth::revoke_access`]. A store
+    /// that cannot answer is an error (503, §2.2.1), never that same answer: a 200 tells the
+    /// client its token is dead, and it would still work.
     pub async fn revoke_token(&self, raw: &str) -> Result<(), AuthError> {
-        if let Some(t) = &self.tokens
-            && raw.contains('.')
-        {
-            if let Ok(a) = self.authenticate_access(raw).await {
-                match (t.policy.revocation, a.session_id, a.token_id) {
-                    (RevocationCheck::Allowlist, Some(sid), _) => {
-                        self.end_session(&a.user_id, &sid).await?;
-                    }
-                    (_, _, Some(jti)) => self.deny(&[Denied::Token(jti)]).await?,
-                    _ => {}
-                }
-                self.audit(AuditEvent::new(self.now(), AuditKind::TokenRevoked).user(a.user_id).detail("access_token"))
-                    .await;
-            }
-            return Ok(());
+        if self.tokens.is_some() && raw.contains('.') {
+            return self.revoke_access(raw).await;
         }
         if RefreshToken::parse(raw).is_some() {
             return self.revoke_refresh(raw).await;
         }
-        if let Some(t) = SessionToken::parse(raw)
-            && let Ok(a) = self.authenticate(&t).await
-            && let Some(sid) = a.session_id
-        {
-            self.revoke_session(&a.user_id, &sid).await?;
+        let Some(t) = SessionToken::parse(raw) else { return Ok(()) };
+        let Some(a) = valid_or_none(self.authenticate(&t).await)? else { return Ok(()) };
+        let Some(sid) = a.session_id else { return Ok(()) };
+        match self.revoke_session(&a.user_id, &sid).await {
+            // Ended by someone else since the check: the client's wish holds all the same.
+            Err(AuthError::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// An access token is denylisted by its `jti` under the denylist check (the session
+    /// stays). Under the allowlist check the only state is the session, so its session ends
+    /// (RFC 7009 §2.1 allows revoking related tokens). Under `none` nothing can stop it before
+    /// `exp`; that is what the setting means.
+    ///
+    /// Only signature, claims and expiry are checked first, not whether the token is already
+    /// revoked nor whose it is: denying a token twice is harmless, while asking would make
+    /// revocation fail with PostgreSQL down (the username) or a stale denylist copy — exactly
+    /// when a client may most want a token gone.
+    async fn revoke_access(&self, raw: &str) -> Result<(), AuthError> {
+        let t = self.tokens_or_internal()?;
+        let Some(claims) = valid_or_none(self.genuine_access_claims(raw, self.now()))? else { return Ok(()) };
+        let revoked = match (t.policy.revocation, claims.sid) {
+            (RevocationCheck::Allowlist, Some(sid)) => self.end_session(&claims.sub, &sid).await?,
+            (RevocationCheck::Denylist, _) => {
+                self.deny(&[Denied::Token(claims.jti)]).await?;
+                true
+            }
+            _ => false,
+        };
+        if revoked {
+            self.audit(AuditEvent::new(self.now(), AuditKind::TokenRevoked).user(claims.sub).detail("access_token"))
+                .await;
         }
         Ok(())
+    }
+}
+
+/// What RFC 7009 §2.2 and RFC 7662 §2.2 answer for a token that is not valid: nothing to
+/// revoke, not active. Only [`AuthError::Unauthenticated`] means that; every other error
+/// (a store down, a stale denylist copy) says nothing about the token and is passed on.
+fn valid_or_none<T>(checked: Result<T, AuthError>) -> Result<Option<T>, AuthError> {
+    match checked {
+        Ok(v) => Ok(Some(v)),
+        Err(AuthError::Unauthenticated) => Ok(None),
+        Err(e) => Err(e),
     }
 }

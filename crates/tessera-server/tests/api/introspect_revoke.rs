@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::helpers::{PASSWORD, parse_ts, spawn_token_app};
+use crate::helpers::{PASSWORD, parse_ts, spawn_app, spawn_token_app};
 use crate::token_helpers::{
     ACCESS_TTL, ADMIN_KEY, DEFAULT_AUDIENCE, DEFAULT_ISSUER, LEEWAY, REUSE_GRACE, assert_access_refused,
     assert_access_works, assert_refresh_refused, form, spawn_hybrid, token_toml,
@@ -174,6 +174,30 @@ async fn revoking_an_access_token_denies_only_that_token() {
     assert_access_works(&app, &sibling.access, "another access token of the same session").await;
     let next = app.refresh_ok(sibling.refresh()).await;
     assert_access_works(&app, &next.access, "the session carries on").await;
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_again_is_200_and_it_stays_refused() {
+    let app = spawn_hybrid().await;
+    app.create_user("alice").await;
+    let login = app.login_tokens("alice", PASSWORD).await;
+    app.revoke(&login.access, None).await.assert_status(200);
+    app.revoke(&login.access, None).await.assert_status(200);
+    assert_access_refused(&app, &login.access, "a token revoked twice").await;
+}
+
+#[tokio::test]
+async fn revoking_a_session_token_ends_that_session_only() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let first = app.login_bearer("alice", PASSWORD).await;
+    let second = app.login_bearer("alice", PASSWORD).await;
+    app.revoke(&first.token, None).await.assert_status(200);
+    app.me_bearer(&first.token).await.assert_status(401);
+    app.me_bearer(&second.token).await.assert_status(200);
+    // Revoked already: unknown now, and unknown tokens get the same 200 (RFC 7009 §2.2).
+    app.revoke(&first.token, None).await.assert_status(200);
+    app.me_bearer(&second.token).await.assert_status(200);
 }
 
 #[tokio::test]

@@ -22,4 +22,5 @@ mod postgres_outage;
 mod propagation;
 mod redis_data_loss;
 mod redis_outage;
+mod revocation_outage;
 mod subscription_loss;

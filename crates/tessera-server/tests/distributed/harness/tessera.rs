@@ -19,6 +19,9 @@ use tempfile::TempDir;
 use super::process::Process;
 use super::{PASSWORD, eventually, free_port, run};
 
+/// The admin key of a deployment made `.with("ADMIN__API_KEY", ADMIN_KEY)`, for introspection.
+pub const ADMIN_KEY: &str = "distributed-tests-admin-key-0123456789";
+
 /// From spawn to answering `/healthz` (migrations included).
 const START_LIMIT: Duration = Duration::from_secs(30);
 /// Any one request: far above every store timeout, so a hang shows as a failure, not a stall.
@@ -227,6 +230,20 @@ impl Api {
             .unwrap_or_else(|e| panic!("{method} {path} on {} gets no answer: {e}", self.name))
     }
 
+    /// A form-encoded POST, as RFC 7009 and RFC 7662 want.
+    pub async fn post_form(&self, path: &str, bearer: Option<&str>, fields: &[(&str, &str)]) -> Reply {
+        let mut rb = self.client.post(self.url(path)).form(fields);
+        if let Some(token) = bearer {
+            rb = rb.bearer_auth(token);
+        }
+        let resp = rb.send().await.unwrap_or_else(|e| panic!("POST {path} on {} gets no answer: {e}", self.name));
+        let status = resp.status();
+        let content_type =
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let text = resp.text().await.unwrap_or_else(|e| panic!("POST {path} on {}: no body: {e}", self.name));
+        Reply { status, content_type, text, from: self.name.clone() }
+    }
+
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
         self.request(reqwest::Method::GET, path, bearer, None).await
     }
@@ -281,6 +298,16 @@ impl Api {
 
     pub async fn logout_all(&self, token: &str) -> Reply {
         self.post("/v1/logout-all", Some(token), None).await
+    }
+
+    /// `POST /v1/revoke` (RFC 7009) of any token.
+    pub async fn revoke(&self, token: &str) -> Reply {
+        self.post_form("/v1/revoke", None, &[("token", token)]).await
+    }
+
+    /// `POST /v1/introspect` (RFC 7662) with [`ADMIN_KEY`].
+    pub async fn introspect(&self, token: &str) -> Reply {
+        self.post_form("/v1/introspect", Some(ADMIN_KEY), &[("token", token)]).await
     }
 
     pub async fn readyz(&self) -> Reply {
