@@ -8,6 +8,7 @@ use crate::password::Password;
 use crate::refresh::RefreshToken;
 use crate::secret::{TokenHash, b64_decode_exact, random_bytes};
 use crate::session::{CsrfToken, OpaqueToken, RefreshState, Session, SessionToken, TokenKind};
+use crate::store::Denied;
 use crate::throttle::ThrottleKey;
 use crate::username::Username;
 
@@ -52,7 +53,12 @@ impl Auth {
         if let Some(u) = &username {
             self.store.clear_failures(&ThrottleKey::account(u)).await?;
         }
-        let issued = self.start_session(account, client).await?;
+        let issued = self.start_session(account.clone(), client).await?;
+        if !self.still_as_verified(&account, &issued).await? {
+            self.record_failure(&keys, username.as_ref(), Some(&account), client, "account changed during login")
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
         let mut event =
             AuditEvent::new(self.now(), AuditKind::LoginSucceeded).user(issued.account_id).ip(ip_string(client));
         if let Some(s) = &issued.session {
@@ -166,6 +172,50 @@ impl Auth {
             access: Some(access),
             refresh: Some(refresh),
         })
+    }
+
+    /// Whether `verified` — the account as it stood when its password was checked — still
+    /// stands now that `issued` exists; if not, `issued` is withdrawn before anyone sees it.
+    ///
+    /// A password change or a disable writes the account first, then ends every session of
+    /// it. A login that checked the old hash can insert its session after that sweep and would
+    /// keep it, refresh family and all, for someone who only knew the old password. Reading
+    /// the account again after the insert closes that gap: if the read still shows what was
+    /// verified, the account write comes later, so its sweep will find the new session; if
+    /// not, the sweep may have missed it, and it is ended here.
+    pub(super) async fn still_as_verified(
+        &self,
+        verified: &Account,
+        issued: &IssuedSession,
+    ) -> Result<bool, AuthError> {
+        let current = match self.store.account_by_id(&verified.id).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Undecided: the credentials are not handed out, and neither should they last.
+                if let Err(w) = self.withdraw(issued).await {
+                    tracing::warn!(error = %w, "could not withdraw the credentials of a failed login");
+                }
+                return Err(e.into());
+            }
+        };
+        let unchanged = current.is_some_and(|a| !a.disabled && a.password_hash == verified.password_hash);
+        if !unchanged {
+            self.withdraw(issued).await?;
+        }
+        Ok(unchanged)
+    }
+
+    /// Ends what `issued` created in the store and denies its tokens where the denylist is the
+    /// revocation check: the session (and its `sid`), or a lone access token's `jti`.
+    async fn withdraw(&self, issued: &IssuedSession) -> Result<(), AuthError> {
+        match (&issued.session, &issued.access) {
+            (Some(s), _) => {
+                self.store.delete_session(&s.user_id, &s.id).await?;
+                self.deny(&[Denied::Session(s.id)]).await
+            }
+            (None, Some(a)) => self.deny(&[Denied::Token(a.jti)]).await,
+            (None, None) => Ok(()),
+        }
     }
 
     async fn start_opaque_session(

@@ -192,7 +192,11 @@ impl Auth {
         self.store.set_password_hash(&user, &hash).await?;
         self.end_all_sessions(&user).await?;
         let account = crate::account::Account { password_hash: hash, ..account };
-        let issued = self.start_session(account, client).await?;
+        let issued = self.start_session(account.clone(), client).await?;
+        // Disabled, or its password changed again, while this ran: the caller is logged out.
+        if !self.still_as_verified(&account, &issued).await? {
+            return Err(AuthError::Unauthenticated);
+        }
         let mut event = AuditEvent::new(self.now(), AuditKind::PasswordChanged).user(user).ip(ip_string(client));
         if let Some(s) = &issued.session {
             event = event.session(s.id);
