@@ -9,6 +9,7 @@
 pub mod distributed;
 pub mod postgres;
 pub mod redis;
+mod sql;
 pub mod sqlite;
 
 pub use distributed::DistributedStore;

@@ -9,18 +9,18 @@
 //!   [`ACQUIRE_TIMEOUT`] for a connection, and [`PgStore::connect`] gives up after as long when
 //!   PostgreSQL is down.
 //!
-//! Each storage trait is implemented in its own file, as for SQLite.
+//! Accounts, the audit trail and all but one key method run the statements shared with SQLite
+//! ([`crate::sql`]); `keys.rs` holds the one that takes a lock here.
 
-mod accounts;
-mod audit;
 mod keys;
 
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use tessera_core::id::{SessionId, UserId};
 use tessera_core::store::StoreError;
+
+use crate::sql::{impl_account_store, impl_audit_store};
 
 /// Enough for the requests of one instance; every instance has its own pool, so the sum over
 /// instances must stay under the server's `max_connections`.
@@ -37,6 +37,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 pub struct PgStore {
     pool: PgPool,
 }
+
+impl_account_store!(PgStore, db_err);
+impl_audit_store!(PgStore, db_err);
 
 impl PgStore {
     /// Connects to `url` (e.g. `postgres://tessera@db:5432/tessera?options[search_path]=auth`)
@@ -135,18 +138,6 @@ fn migrate_err(e: MigrateError) -> StoreError {
         MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => db_err(e),
         other => StoreError::Other(other.to_string()),
     }
-}
-
-fn user_id(bytes: &[u8]) -> Result<UserId, StoreError> {
-    bytes.try_into().map(UserId::from_bytes).map_err(|_| corrupt("user id"))
-}
-
-fn session_id(bytes: &[u8]) -> Result<SessionId, StoreError> {
-    bytes.try_into().map(SessionId::from_bytes).map_err(|_| corrupt("session id"))
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Other(format!("corrupt {what} in the database"))
 }
 
 #[cfg(test)]

@@ -8,12 +8,11 @@
 //!   write lock instead of failing at once; transactions that write start with
 //!   `BEGIN IMMEDIATE` so that wait applies to them too.
 //!
-//! Each storage trait is implemented in its own file; `cache.rs` keeps the in-process copy of
-//! sessions that makes a session lookup cheap, and the task that keeps it coherent (also across
-//! refresh rotations) and prunes what has expired.
+//! Accounts, the audit trail and signing keys run the statements shared with PostgreSQL
+//! ([`crate::sql`]); the other storage traits are implemented in a file each. `cache.rs` keeps
+//! the in-process copy of sessions that makes a session lookup cheap, and the task that keeps it
+//! coherent (also across refresh rotations) and prunes what has expired.
 
-mod accounts;
-mod audit;
 mod cache;
 mod denylist;
 mod keys;
@@ -27,12 +26,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use tessera_core::id::{SessionId, UserId};
 use tessera_core::secret::TokenHash;
 use tessera_core::store::{Store, StoreError};
 use tokio::task::JoinHandle;
 
-pub use audit::AuditRecord;
+pub use crate::sql::AuditRecord;
+use crate::sql::{corrupt, impl_account_store, impl_audit_store, session_id, user_id};
 use cache::SessionCache;
 
 const DB_FILE: &str = "tessera.db";
@@ -134,6 +133,9 @@ impl SqliteStore {
     }
 }
 
+impl_account_store!(SqliteStore, db_err);
+impl_audit_store!(SqliteStore, db_err);
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -186,20 +188,8 @@ fn migrate_err(e: MigrateError) -> StoreError {
     }
 }
 
-fn user_id(bytes: &[u8]) -> Result<UserId, StoreError> {
-    bytes.try_into().map(UserId::from_bytes).map_err(|_| corrupt("user id"))
-}
-
-fn session_id(bytes: &[u8]) -> Result<SessionId, StoreError> {
-    bytes.try_into().map(SessionId::from_bytes).map_err(|_| corrupt("session id"))
-}
-
 fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
     bytes.try_into().map(TokenHash::from_bytes).map_err(|_| corrupt("token hash"))
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Other(format!("corrupt {what} in the database"))
 }
 
 #[cfg(test)]

@@ -1,18 +1,11 @@
-//! Fixtures: a fresh schema per test, a store opened on it, and accounts to put in it.
+//! Fixtures: a fresh schema per test, and stores opened on it.
 
 use std::time::Duration;
 
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection as _};
-use tessera_core::account::Account;
-use tessera_core::clock::from_unix;
-use tessera_core::id::UserId;
-use tessera_core::password::PasswordHash;
 use tessera_core::secret::random_bytes;
-use tessera_core::store::AccountStore;
-use tessera_core::username::Username;
 use tessera_store::PgStore;
-use time::OffsetDateTime;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,28 +106,11 @@ pub async fn open_store() -> (TestSchema, PgStore) {
     (schema, store)
 }
 
+/// Another instance's store on the schema of `schema`.
+pub async fn open_again(schema: &TestSchema) -> PgStore {
+    schema.open().await
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A fixed instant, so stored timestamps can be compared exactly.
-pub fn t(offset_secs: i64) -> OffsetDateTime {
-    from_unix(1_700_000_000 + offset_secs)
-}
-
-pub fn account(name: &str) -> Account {
-    Account {
-        id: UserId::generate(),
-        username: Username::parse(name).unwrap(),
-        password_hash: PasswordHash::from_stored(format!("hash-of-{name}")),
-        created_at: t(0),
-        disabled: false,
-    }
-}
-
-/// Inserts an account named `name` and returns it.
-pub async fn given_account(store: &PgStore, name: &str) -> Account {
-    let account = account(name);
-    store.insert_account(&account).await.unwrap();
-    account
 }

@@ -7,7 +7,8 @@ use tessera_core::id::UserId;
 use tessera_core::store::{AccountStore, StoreError};
 use tessera_store::PgStore;
 
-use crate::helpers::{TestSchema, admin_connection, given_account, open_store, server_url, with_database};
+use crate::helpers::{TestSchema, admin_connection, open_store, server_url, with_database};
+use crate::sql::fixtures::given_account;
 
 /// Rows in sqlx's bookkeeping table: one per applied migration.
 async fn applied_migrations(schema: &TestSchema) -> i64 {

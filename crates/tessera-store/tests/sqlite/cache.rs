@@ -7,7 +7,8 @@ use sqlx::Executor as _;
 use tessera_core::store::SessionStore;
 use tessera_store::SqliteStore;
 
-use crate::helpers::{eventually, given_account, open_store, raw_connection, session};
+use crate::helpers::{eventually, open_store, raw_connection, session};
+use crate::sql::fixtures::given_account;
 
 /// The other store's poll runs every 100 ms; this leaves ample room on a loaded machine.
 const PROPAGATION: Duration = Duration::from_secs(2);

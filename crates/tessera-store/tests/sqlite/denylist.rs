@@ -6,7 +6,8 @@ use tessera_core::id::{SessionId, TokenId, UserId};
 use tessera_core::store::{Denied, DenyEntry, DenylistStore, StoreError};
 use tessera_store::SqliteStore;
 
-use crate::helpers::{open_store, raw_connection, t};
+use crate::helpers::{open_store, raw_connection};
+use crate::sql::fixtures::t;
 
 /// An entry for a fresh `jti`, expiring at `t(expires)`.
 fn token_entry(expires: i64) -> DenyEntry {

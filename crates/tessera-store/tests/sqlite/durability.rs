@@ -8,7 +8,8 @@ use tessera_core::throttle::ThrottleKey;
 use tessera_store::SqliteStore;
 use time::Duration;
 
-use crate::helpers::{given_account, session, t};
+use crate::helpers::session;
+use crate::sql::fixtures::{given_account, t};
 
 #[tokio::test]
 async fn data_survives_close_and_reopen() {

@@ -1,4 +1,4 @@
-//! Fixtures: a fresh store per test, and accounts and sessions to put in it.
+//! Fixtures: a fresh store per test, and sessions to put in it.
 
 use std::future::Future;
 use std::path::Path;
@@ -8,15 +8,12 @@ use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tempfile::TempDir;
 use tessera_core::account::Account;
-use tessera_core::clock::from_unix;
-use tessera_core::id::{SessionId, UserId};
-use tessera_core::password::PasswordHash;
+use tessera_core::id::SessionId;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::{RefreshState, Session};
-use tessera_core::store::AccountStore;
-use tessera_core::username::Username;
 use tessera_store::SqliteStore;
-use time::OffsetDateTime;
+
+use crate::sql::fixtures::t;
 
 /// A store in its own temporary directory, removed when the `TempDir` drops.
 pub async fn open_store() -> (TempDir, SqliteStore) {
@@ -25,26 +22,9 @@ pub async fn open_store() -> (TempDir, SqliteStore) {
     (dir, store)
 }
 
-/// A fixed instant, so stored timestamps can be compared exactly.
-pub fn t(offset_secs: i64) -> OffsetDateTime {
-    from_unix(1_700_000_000 + offset_secs)
-}
-
-pub fn account(name: &str) -> Account {
-    Account {
-        id: UserId::generate(),
-        username: Username::parse(name).unwrap(),
-        password_hash: PasswordHash::from_stored(format!("hash-of-{name}")),
-        created_at: t(0),
-        disabled: false,
-    }
-}
-
-/// Inserts an account named `name` and returns it.
-pub async fn given_account(store: &SqliteStore, name: &str) -> Account {
-    let account = account(name);
-    store.insert_account(&account).await.unwrap();
-    account
+/// Another store on the database file in `dir`: another process, or this one restarted.
+pub async fn open_again(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path()).await.unwrap()
 }
 
 /// A session of `account` created at `t(created)`.

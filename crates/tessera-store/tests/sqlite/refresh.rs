@@ -11,9 +11,8 @@ use tessera_core::store::SessionStore;
 use tessera_store::SqliteStore;
 use tokio::sync::Barrier;
 
-use crate::helpers::{
-    eventually, given_account, open_store, raw_connection, refresh_state, session, session_with_refresh, t,
-};
+use crate::helpers::{eventually, open_store, raw_connection, refresh_state, session, session_with_refresh};
+use crate::sql::fixtures::{given_account, t};
 
 /// Another store's poll of the change log runs every 100 ms; ample room on a loaded machine.
 const PROPAGATION: Duration = Duration::from_secs(2);

@@ -1,7 +1,8 @@
 use tessera_core::id::SessionId;
 use tessera_core::store::{SessionStore, StoreError};
 
-use crate::helpers::{account, given_account, open_store, session, t};
+use crate::helpers::{open_store, session};
+use crate::sql::fixtures::{account, given_account, t};
 
 #[tokio::test]
 async fn inserted_session_is_returned_with_every_field() {

@@ -4,7 +4,8 @@ use tessera_core::store::ThrottleStore;
 use tessera_core::throttle::{Failures, ThrottleKey};
 use time::Duration;
 
-use crate::helpers::{open_store, t};
+use crate::helpers::open_store;
+use crate::sql::fixtures::t;
 
 const FORGET_AFTER: Duration = Duration::hours(1);
 

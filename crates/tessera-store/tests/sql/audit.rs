@@ -5,11 +5,12 @@ use tessera_core::id::SessionId;
 use tessera_core::store::AuditStore;
 use tessera_store::sqlite::AuditRecord;
 
-use crate::helpers::{given_account, open_store, t};
+use super::fixtures::{given_account, t};
+use crate::helpers::open_store;
 
 #[tokio::test]
 async fn appended_events_are_stored_with_every_field() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     let alice = given_account(&store, "alice").await;
     let sid = SessionId::generate();
     let event = AuditEvent::new(t(0), AuditKind::LoginSucceeded)
@@ -34,7 +35,7 @@ async fn appended_events_are_stored_with_every_field() {
 
 #[tokio::test]
 async fn event_without_an_account_is_stored() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     store
         .append_audit(&AuditEvent::new(t(0), AuditKind::LoginFailed).username("nobody").detail("unknown user"))
         .await
@@ -48,7 +49,7 @@ async fn event_without_an_account_is_stored() {
 
 #[tokio::test]
 async fn recent_audit_lists_the_newest_first_up_to_the_limit() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     for kind in [AuditKind::AccountCreated, AuditKind::LoginSucceeded, AuditKind::Logout] {
         store.append_audit(&AuditEvent::new(t(0), kind)).await.unwrap();
     }
@@ -60,6 +61,6 @@ async fn recent_audit_lists_the_newest_first_up_to_the_limit() {
 
 #[tokio::test]
 async fn empty_trail_reads_as_no_records() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     assert!(store.recent_audit(10).await.unwrap().is_empty());
 }

@@ -1,16 +1,17 @@
 //! Accounts: found by name and by id, listed oldest first, updated in place, and a username
-//! taken once across every instance.
+//! taken once however many callers race for it.
 
 use tessera_core::id::UserId;
 use tessera_core::password::PasswordHash;
 use tessera_core::store::{AccountStore, StoreError};
 use tessera_core::username::Username;
 
-use crate::helpers::{account, given_account, open_store, t};
+use super::fixtures::{account, given_account, t};
+use crate::helpers::open_store;
 
 #[tokio::test]
 async fn inserted_account_is_found_by_username_and_by_id() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     let alice = given_account(&store, "alice").await;
 
     let by_name = store.account_by_username(&alice.username).await.unwrap().unwrap();
@@ -26,7 +27,7 @@ async fn inserted_account_is_found_by_username_and_by_id() {
 
 #[tokio::test]
 async fn unknown_account_is_none() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     given_account(&store, "alice").await;
     assert!(store.account_by_username(&Username::parse("bob").unwrap()).await.unwrap().is_none());
     assert!(store.account_by_id(&UserId::generate()).await.unwrap().is_none());
@@ -34,7 +35,7 @@ async fn unknown_account_is_none() {
 
 #[tokio::test]
 async fn taken_username_is_a_conflict() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     given_account(&store, "alice").await;
     // `Username::parse` folds case, so "ALICE" is the same name.
     let again = account("ALICE");
@@ -44,7 +45,7 @@ async fn taken_username_is_a_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_concurrent_registrations_of_one_name_exactly_one_succeeds() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     let attempts: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
@@ -66,7 +67,7 @@ async fn of_concurrent_registrations_of_one_name_exactly_one_succeeds() {
 
 #[tokio::test]
 async fn accounts_are_listed_oldest_first() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     let mut newer = account("carol");
     newer.created_at = t(100);
     let mut older = account("bob");
@@ -83,7 +84,7 @@ async fn accounts_are_listed_oldest_first() {
 
 #[tokio::test]
 async fn new_password_hash_is_stored() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     let alice = given_account(&store, "alice").await;
     let bob = given_account(&store, "bob").await;
     let new_hash = PasswordHash::from_stored("$argon2id$new".into());
@@ -94,7 +95,7 @@ async fn new_password_hash_is_stored() {
 
 #[tokio::test]
 async fn disabling_and_enabling_an_account_is_stored() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     let alice = given_account(&store, "alice").await;
     assert!(store.set_disabled(&alice.id, true).await.unwrap());
     assert!(store.account_by_username(&alice.username).await.unwrap().unwrap().disabled);
@@ -104,6 +105,6 @@ async fn disabling_and_enabling_an_account_is_stored() {
 
 #[tokio::test]
 async fn disabling_an_unknown_account_reports_false() {
-    let (_schema, store) = open_store().await;
+    let (_db, store) = open_store().await;
     assert!(!store.set_disabled(&UserId::generate(), true).await.unwrap());
 }
