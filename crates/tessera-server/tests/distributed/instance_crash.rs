@@ -31,12 +31,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     fn deployment(&self, mode: &str) -> Deployment {
-        let backend = Backend {
-            postgres_url: self.schema.url(),
-            redis_url: self.redis.url(),
-            redis_cluster: false,
-            redis_prefix: self.prefix.clone(),
-        };
+        let backend = Backend::standalone(self.schema.url(), self.redis.url(), self.prefix.clone());
         Deployment::new(&backend, mode)
     }
 }

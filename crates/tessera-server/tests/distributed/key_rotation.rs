@@ -24,8 +24,7 @@ async fn keys_rotate_is_followed_by_every_instance_without_a_restart() {
     let name = unique_name();
     let schema = Schema::create(&name).await;
     let redis = RedisServer::start().await;
-    let backend =
-        Backend { postgres_url: schema.url(), redis_url: redis.url(), redis_cluster: false, redis_prefix: name };
+    let backend = Backend::standalone(schema.url(), redis.url(), name);
     let deployment = Deployment::new(&backend, "hybrid").with("JWT__JWKS_MAX_AGE", "1s");
     let fleet = deployment.start_many(&["A", "B", "C"]).await;
     fleet[0].signup_ok("alice").await;

@@ -26,12 +26,7 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(15);
 async fn stopping_postgres_gives_503s_for_accounts_while_jwts_keep_working() {
     let mut postgres = PrivatePostgres::start().await;
     let redis = RedisServer::start().await;
-    let backend = Backend {
-        postgres_url: postgres.url(),
-        redis_url: redis.url(),
-        redis_cluster: false,
-        redis_prefix: unique_name(),
-    };
+    let backend = Backend::standalone(postgres.url(), redis.url(), unique_name());
     let deployment = Deployment::new(&backend, "hybrid").with("REVOCATION__CHECK", "denylist");
     let app = deployment.start("H").await;
     app.signup_ok("alice").await;

@@ -26,8 +26,7 @@ async fn a_logout_on_one_instance_is_enforced_on_the_others_within_the_staleness
     let name = unique_name();
     let schema = Schema::create(&name).await;
     let redis = RedisServer::start().await;
-    let backend =
-        Backend { postgres_url: schema.url(), redis_url: redis.url(), redis_cluster: false, redis_prefix: name };
+    let backend = Backend::standalone(schema.url(), redis.url(), name);
     let deployment = Deployment::new(&backend, "hybrid")
         .with("REVOCATION__CHECK", "denylist")
         .with("REVOCATION__MAX_STALENESS", "1s");

@@ -24,8 +24,7 @@ async fn a_logout_after_redis_lost_the_session_still_revokes_the_access_token() 
     let name = unique_name();
     let schema = Schema::create(&name).await;
     let mut redis = RedisServer::start().await;
-    let backend =
-        Backend { postgres_url: schema.url(), redis_url: redis.url(), redis_cluster: false, redis_prefix: name };
+    let backend = Backend::standalone(schema.url(), redis.url(), name);
     let deployment = Deployment::new(&backend, "hybrid")
         .with("REVOCATION__CHECK", "denylist")
         .with("REVOCATION__MAX_STALENESS", "1s");

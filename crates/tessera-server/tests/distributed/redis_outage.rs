@@ -25,12 +25,7 @@ async fn stopping_redis_gives_503s_and_every_session_survives_its_restart() {
     let name = unique_name();
     let schema = Schema::create(&name).await;
     let mut redis = RedisServer::start_persistent().await;
-    let backend = |prefix: &str| Backend {
-        postgres_url: schema.url(),
-        redis_url: redis.url(),
-        redis_cluster: false,
-        redis_prefix: format!("{name}-{prefix}"),
-    };
+    let backend = |prefix: &str| Backend::standalone(schema.url(), redis.url(), format!("{name}-{prefix}"));
     let session_mode = Deployment::new(&backend("s"), "session");
     let allowlist = Deployment::new(&backend("l"), "hybrid").with("REVOCATION__CHECK", "allowlist");
     let s = session_mode.start("S").await;

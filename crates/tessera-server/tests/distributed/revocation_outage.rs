@@ -28,12 +28,7 @@ async fn revoke_during_a_redis_outage_is_503_not_a_silent_200() {
     let name = unique_name();
     let schema = Schema::create(&name).await;
     let mut redis = RedisServer::start_persistent().await;
-    let backend = |prefix: &str| Backend {
-        postgres_url: schema.url(),
-        redis_url: redis.url(),
-        redis_cluster: false,
-        redis_prefix: format!("{name}-{prefix}"),
-    };
+    let backend = |prefix: &str| Backend::standalone(schema.url(), redis.url(), format!("{name}-{prefix}"));
     let s = Deployment::new(&backend("s"), "session").with("ADMIN__API_KEY", ADMIN_KEY).start("S").await;
     let h = Deployment::new(&backend("h"), "hybrid")
         .with("REVOCATION__CHECK", "denylist")
@@ -69,12 +64,7 @@ async fn revoke_during_a_redis_outage_is_503_not_a_silent_200() {
 async fn revoking_an_access_token_during_a_postgres_outage_still_denies_it() {
     let mut postgres = PrivatePostgres::start().await;
     let redis = RedisServer::start().await;
-    let backend = Backend {
-        postgres_url: postgres.url(),
-        redis_url: redis.url(),
-        redis_cluster: false,
-        redis_prefix: unique_name(),
-    };
+    let backend = Backend::standalone(postgres.url(), redis.url(), unique_name());
     let h = Deployment::new(&backend, "hybrid")
         .with("REVOCATION__CHECK", "denylist")
         .with("ADMIN__API_KEY", ADMIN_KEY)

@@ -31,8 +31,7 @@ async fn losing_redis_fails_closed_within_the_staleness_bound_and_recovers_witho
     let name = unique_name();
     let schema = Schema::create(&name).await;
     let mut redis = RedisServer::start().await;
-    let backend =
-        Backend { postgres_url: schema.url(), redis_url: redis.url(), redis_cluster: false, redis_prefix: name };
+    let backend = Backend::standalone(schema.url(), redis.url(), name);
     let deployment = Deployment::new(&backend, "hybrid")
         .with("REVOCATION__CHECK", "denylist")
         .with("REVOCATION__MAX_STALENESS", "1s");

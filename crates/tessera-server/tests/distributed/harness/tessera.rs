@@ -36,6 +36,13 @@ pub struct Backend {
     pub redis_prefix: String,
 }
 
+impl Backend {
+    /// A standalone Redis (not a cluster) beside a PostgreSQL, under key prefix `prefix`.
+    pub fn standalone(postgres_url: String, redis_url: String, prefix: impl Into<String>) -> Backend {
+        Backend { postgres_url, redis_url, redis_cluster: false, redis_prefix: prefix.into() }
+    }
+}
+
 /// One configuration of tessera, shared by its instances and its CLI commands.
 pub struct Deployment {
     env: Vec<(String, String)>,
