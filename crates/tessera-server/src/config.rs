@@ -439,4 +439,21 @@ mod tests {
         let e = Config::from_toml("[server]\ntrusted_proxies = [\"nope\"]").unwrap_err().to_string();
         assert!(e.contains("trusted_proxies"), "{e}");
     }
+
+    #[test]
+    fn half_or_malformed_distributed_store_settings_are_errors_naming_the_key() {
+        let e = Config::from_toml("[store]\npostgres_url = \"postgres://db/t\"").unwrap_err().to_string();
+        assert!(e.contains("store.redis_url"), "{e}");
+        let e = Config::from_toml("[store]\nredis_url = \"redis://cache\"").unwrap_err().to_string();
+        assert!(e.contains("store.postgres_url"), "{e}");
+        let e = Config::from_toml("[store]\nredis_cluster = true").unwrap_err().to_string();
+        assert!(e.contains("store.redis_cluster"), "{e}");
+        for prefix in ["", "a{b}", "with space"] {
+            let toml = format!("[store]\nredis_prefix = \"{prefix}\"");
+            let e = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(e.contains("store.redis_prefix"), "{prefix:?}: {e}");
+        }
+        let both = "[store]\npostgres_url = \"postgres://db/t\"\nredis_url = \"redis://cache\"";
+        assert!(Config::from_toml(both).unwrap().store.is_distributed());
+    }
 }
