@@ -11,8 +11,6 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod error;
-pub mod id;
-pub mod jwt;
 pub mod password;
 pub mod policy;
 pub mod refresh;
@@ -22,6 +20,10 @@ pub mod session;
 pub mod store;
 pub mod throttle;
 pub mod username;
+
+/// Access tokens and the ids they carry: the shared `tessera-jwt` crate, under the names the
+/// core has always used.
+pub use tessera_jwt::{self as jwt, id};
 
 pub use account::Account;
 pub use auth::{Auth, Authenticated, ClientInfo, IssuedSession};

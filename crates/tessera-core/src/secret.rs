@@ -1,77 +1,13 @@
-//! The one source of randomness, the one token hash, the one constant-time comparison.
+//! Opaque secrets: the 256 random bits behind every session, refresh and CSRF token.
 //!
-//! Every opaque credential (session, refresh, CSRF) is at least 256 bits from the OS CSPRNG
-//! (through aws-lc-rs). Stores keep only [`TokenHash`] — SHA-256 of the secret — so a leaked
-//! database does not hand out live sessions. SHA-256 without a salt is enough here: the input is
-//! uniformly random, so there is nothing to brute-force.
+//! The randomness, the encoding and the token hash live in `tessera-jwt` (re-exported here), so
+//! a service verifying tessera's tokens reads ids exactly as tessera writes them.
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-/// Fills `N` bytes from the OS CSPRNG.
-///
-/// # Panics
-/// Only if the operating system cannot supply randomness, in which case no credential can be
-/// made safely and stopping is the right answer.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    #[allow(clippy::expect_used)]
-    aws_lc_rs::rand::fill(&mut out).expect("the OS CSPRNG failed");
-    out
-}
-
-/// base64url without padding (RFC 4648 §5), the encoding of every id and token tessera issues.
-pub fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Decodes base64url without padding into exactly `N` bytes. Rejects padding, the standard
-/// alphabet and non-canonical trailing bits, so each value has one spelling only.
-pub fn b64_decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
-    // Cheap length check first: the input may be attacker-sized.
-    if s.len() != (N * 4).div_ceil(3) {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
-    bytes.try_into().ok()
-}
-
-/// SHA-256 of a secret: the only form in which stores keep opaque tokens.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    pub fn of(secret: &[u8]) -> Self {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        Self(out)
-    }
-
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Constant-time equality: how long a comparison takes says nothing about where two hashes
-    /// differ.
-    pub fn ct_eq(&self, other: &TokenHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenHash([redacted])")
-    }
-}
+pub use tessera_jwt::secret::{TokenHash, b64, b64_decode_exact, random_bytes};
 
 /// 32 secret random bytes that never show up in `Debug` output and are wiped on drop.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,32 +38,6 @@ impl Drop for SecretBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn b64_round_trips_and_rejects_other_spellings() {
-        let bytes: [u8; 16] = random_bytes();
-        let s = b64(&bytes);
-        assert_eq!(s.len(), 22);
-        assert_eq!(b64_decode_exact::<16>(&s), Some(bytes));
-        assert_eq!(b64_decode_exact::<16>(&format!("{s}==")), None);
-        assert_eq!(b64_decode_exact::<16>(&s.replace('-', "+").replace('_', "/")), {
-            if s.contains(['-', '_']) { None } else { Some(bytes) }
-        });
-        // A non-canonical final character (unused low bits set) is rejected.
-        let last = s.chars().last().unwrap_or('A');
-        let alt = if last == 'A' { 'B' } else { 'A' };
-        let mut other = s[..s.len() - 1].to_string();
-        other.push(alt);
-        let decoded = b64_decode_exact::<16>(&other);
-        assert!(decoded.is_none() || decoded != Some(bytes));
-    }
-
-    #[test]
-    fn token_hash_compares_in_constant_time_correctly() {
-        let a = TokenHash::of(b"one");
-        assert!(a.ct_eq(&TokenHash::of(b"one")));
-        assert!(!a.ct_eq(&TokenHash::of(b"two")));
-    }
 
     #[test]
     fn secrets_are_redacted_in_debug() {

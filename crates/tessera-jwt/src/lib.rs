@@ -1,8 +1,12 @@
 //! JWT access tokens (RFC 7519, RFC 9068): signing keys, their rotation and sealing, and the
-//! one verification path.
+//! one verification path — shared as code by the tessera server (through `tessera-core`, which
+//! re-exports this crate as `tessera_core::jwt`) and by services that verify tessera's tokens
+//! themselves (`tessera-verify`), so both apply exactly the same rules.
 //!
-//! Pure: no store, no HTTP, no async. The caller loads keys (see `auth/tokens.rs`), passes the
-//! current time, and maps every [`JwtError`] from [`verify`] to one answer — "invalid token".
+//! Pure: no store, no HTTP, no async. The caller loads keys (tessera-core's `auth/tokens.rs`),
+//! passes the current time, and maps every [`JwtError`] from [`verify`] to one answer —
+//! "invalid token". The ids the tokens carry ([`id`]) and their base64url encoding ([`secret`])
+//! live here too, so both sides read them the same way.
 //!
 //! # What verification checks, and why
 //!
@@ -44,7 +48,12 @@
 //! - `alg.rs` — the four algorithms; `key.rs` — one key, its JWK; `seal.rs` — keys at rest;
 //! - `keyset.rs` — who signs and who verifies at an instant, swapped lock-free on rotation;
 //! - `claims.rs` — the claims; `token.rs` — `sign` and `verify`; `cache.rs` — verified tokens;
-//! - `error.rs` — why a token or key was refused.
+//! - `error.rs` — why a token or key was refused;
+//! - `id.rs` — the 128-bit ids in tokens; `secret.rs` — randomness, base64url, token hashes.
+#![forbid(unsafe_code)]
+
+pub mod id;
+pub mod secret;
 
 mod alg;
 mod cache;

@@ -54,7 +54,7 @@ id128!(
 );
 id128!(
     /// A session's public id: random, shown to its owner and used as the JWT `sid`. It is not a
-    /// credential; the secret half of a [`crate::SessionToken`] is.
+    /// credential; the secret half of a session token (`tessera_core::SessionToken`) is.
     SessionId
 );
 

@@ -1,13 +1,13 @@
 //! What an access token costs per algorithm: signing, a full verification (signature and
 //! claims), and a hit in the verified-token cache that spares the signature on repeat
-//! requests. `cargo bench -p tessera-core --bench jwt`.
+//! requests. `cargo bench -p tessera-jwt --bench jwt`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tessera_core::id::{SessionId, TokenId, UserId};
-use tessera_core::jwt::{AccessClaims, Alg, JwtSettings, KeySet, SigningKey, VerifiedCache, sign, verify};
+use tessera_jwt::id::{SessionId, TokenId, UserId};
+use tessera_jwt::{AccessClaims, Alg, JwtSettings, KeySet, SigningKey, VerifiedCache, sign, verify};
 use time::{Duration, OffsetDateTime};
 
 fn jwt(c: &mut Criterion) {

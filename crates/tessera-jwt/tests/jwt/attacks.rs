@@ -6,7 +6,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed2551
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde_json::{Value, json};
-use tessera_core::jwt::{Alg, JwtError, KeySet, MAX_TOKEN_LEN, SigningKey, verify};
+use tessera_jwt::{Alg, JwtError, KeySet, MAX_TOKEN_LEN, SigningKey, verify};
 use time::Duration;
 
 use crate::support::*;
@@ -259,7 +259,7 @@ fn altered_payload_is_rejected() {
         let (h, p, s) = parts(&token);
         let mut claims: Value = serde_json::from_slice(&unb64(&p)).unwrap();
         for (member, value) in [
-            ("sub", json!(tessera_core::id::UserId::generate().to_string())),
+            ("sub", json!(tessera_jwt::id::UserId::generate().to_string())),
             ("exp", json!(unix(NOW + Duration::days(365)))),
             ("aud", json!("tessera ")),
         ] {
@@ -540,7 +540,7 @@ fn oversized_token_is_rejected() {
     let mut big = f.settings.clone();
     big.issuer = big_issuer;
     assert!(matches!(refused(verify(&f.keys, &big, &token, NOW)), JwtError::TooLarge { .. }));
-    assert!(tessera_core::jwt::sign(&f.keys, &serde_json::from_value(payload).unwrap()).is_err());
+    assert!(tessera_jwt::sign(&f.keys, &serde_json::from_value(payload).unwrap()).is_err());
 }
 
 #[test]
@@ -595,7 +595,7 @@ fn duplicate_claim_keys_are_rejected() {
     let f = Fixture::new(Alg::EdDSA);
     let claims = f.claims_json().to_string();
     let inner = &claims[1..claims.len() - 1];
-    let victim = tessera_core::id::UserId::generate();
+    let victim = tessera_jwt::id::UserId::generate();
     let later = unix(NOW + Duration::days(3650));
     for payload in [
         format!(r#"{{{inner},"sub":"{victim}"}}"#),

@@ -2,7 +2,7 @@
 //! it signs, the JWKS holds public keys only, sealed keys load back.
 
 use serde_json::Value;
-use tessera_core::jwt::{Alg, JwtError, KeySet, Keys, Sealer, SigningKey, sign, verify};
+use tessera_jwt::{Alg, JwtError, KeySet, Keys, Sealer, SigningKey, sign, verify};
 use time::Duration;
 
 use crate::support::*;

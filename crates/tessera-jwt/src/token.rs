@@ -1,10 +1,10 @@
 //! Signing and verifying access tokens: the checks, in the order they run, and why.
 //!
-//! See the module documentation of [`crate::jwt`] for the list; each step below names the
+//! See the crate documentation for the list; each step below names the
 //! attack it stops. jsonwebtoken verifies the signature and the `iss`/`aud`/required-claim
 //! rules, but everything it parses leniently (its header type ignores unknown members, its
 //! claim checks read the system clock) is re-checked here strictly, and the time checks use the
-//! `now` the caller passes — tessera's [`crate::Clock`] — and nothing else.
+//! `now` the caller passes — tessera's `Clock` — and nothing else.
 
 use std::borrow::Cow;
 

@@ -121,7 +121,7 @@ mod tests {
 
     use super::*;
     use crate::id::{SessionId, TokenId, UserId};
-    use crate::jwt::{Alg, JwtSettings, SigningKey, sign, verify};
+    use crate::{Alg, JwtSettings, SigningKey, sign, verify};
 
     const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 

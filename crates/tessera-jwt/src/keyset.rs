@@ -135,7 +135,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::jwt::Alg;
+    use crate::Alg;
 
     const T0: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 

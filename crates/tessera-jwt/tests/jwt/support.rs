@@ -10,8 +10,8 @@ use aws_lc_rs::signature::{
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tessera_core::id::{SessionId, TokenId, UserId};
-use tessera_core::jwt::{AccessClaims, Alg, JwtError, JwtSettings, KeySet, SigningKey, sign, verify};
+use tessera_jwt::id::{SessionId, TokenId, UserId};
+use tessera_jwt::{AccessClaims, Alg, JwtError, JwtSettings, KeySet, SigningKey, sign, verify};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
