@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::config::Config;
+use crate::config::{Config, Transport};
 use crate::startup::Application;
 
 #[derive(Debug, Clone)]
@@ -109,6 +109,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         let mut config = Config::from_toml(toml)?;
         config.jwt.access_ttl = crate::duration::Duration::secs(3600);
         config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        // An API deployment: bearer is the default transport, so requests need no
+        // `Tessera-Transport` header to have their `Authorization` read.
+        config.auth.transports = vec![Transport::Bearer, Transport::Cookie];
         config.store.data_dir = dir.path().join(format!("mode-{i}"));
         if let Some(scratch) = scratch {
             scratch.configure(&mut config, i);

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, Method};
 use serde::de::DeserializeOwned;
 use tessera_core::{AuthError, Authenticated, ClientInfo, SessionToken};
 
@@ -24,63 +24,143 @@ pub struct Caller {
     pub transport: Transport,
 }
 
+/// What the credential check looks at. Forward auth checks the request a proxy is asking
+/// about, so the method is an input rather than read from the request being answered.
+#[derive(Clone, Copy)]
+pub struct CredentialRequest<'a> {
+    /// The method the credential is used with: an unsafe one needs the CSRF proof.
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// The socket peer, which decides whether forwarding headers are believed.
+    pub peer: Option<IpAddr>,
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (raw, transport) = presented_credential(&parts.headers, state)?;
-        let auth = if state.auth.tokens().is_some() {
-            state.auth.authenticate_access(raw).await?
-        } else {
-            let token = SessionToken::parse(raw).ok_or_else(ApiError::invalid_token)?;
-            state.auth.authenticate(&token).await?
-        };
-        // Browsers attach cookies to cross-site requests; only our own page can read the CSRF
-        // token and echo it. Bearer tokens are never sent automatically, so they need none.
-        if transport == Transport::Cookie
-            && !parts.method.is_safe()
-            && !csrf_header_ok(parts, |v| state.auth.csrf_matches(&auth, v))
-        {
-            return Err(AuthError::CsrfRejected.into());
-        }
-        Ok(Caller { auth, transport })
+        let request = CredentialRequest { method: &parts.method, headers: &parts.headers, peer: peer_ip(parts) };
+        authenticate(state, &request).await
     }
 }
 
-/// Whether `X-CSRF-Token` is present and accepted by `check`.
-pub fn csrf_header_ok(parts: &Parts, check: impl FnOnce(&str) -> bool) -> bool {
-    parts.headers.get(&CSRF_HEADER).and_then(|v| v.to_str().ok()).is_some_and(check)
+/// The one credential check of every authenticated endpoint (and of forward auth).
+///
+/// One credential per request: the transport the client names in `Tessera-Transport` (or the
+/// configured default) decides what is read, and the other transport's credential is ignored
+/// — never a fallback. A fallback would let whichever credential an attacker can add (a
+/// planted cookie, an injected header) stand in for the one the client meant to use.
+pub async fn authenticate(state: &AppState, request: &CredentialRequest<'_>) -> Result<Caller, ApiError> {
+    let authorization = authorization(request.headers)?;
+    let transport = requested_transport(request.headers, &state.transports)?;
+    match transport {
+        Transport::Bearer => {
+            let raw = authorization.filter(|v| is_bearer(v)).ok_or_else(ApiError::unauthenticated)?;
+            let raw = bearer_token(raw).ok_or_else(ApiError::invalid_token)?;
+            Ok(Caller { auth: check(state, raw).await?, transport })
+        }
+        Transport::Cookie => {
+            let ours = state.cookies.read(request.headers).map_err(ApiError::from)?;
+            let raw = if state.auth.tokens().is_some() { ours.access } else { ours.session };
+            let raw = raw.ok_or_else(ApiError::unauthenticated)?;
+            let auth = check(state, raw).await?;
+            // Browsers attach cookies to cross-site requests; only our own page can read the
+            // CSRF token and echo it. Bearer tokens are never sent automatically.
+            if !request.method.is_safe() && !csrf_header_ok(request.headers, |v| state.auth.csrf_matches(&auth, v)) {
+                return Err(AuthError::CsrfRejected.into());
+            }
+            Ok(Caller { auth, transport })
+        }
+    }
 }
 
-/// The raw credential and its transport. A token is only ever taken from the
-/// `Authorization` header or the session cookie — never from the URL, where it would end up
-/// in logs, history and `Referer` headers.
-fn presented_credential<'h>(headers: &'h HeaderMap, state: &AppState) -> Result<(&'h str, Transport), ApiError> {
-    // Only a Bearer header is ours: another scheme (a gateway's Basic auth) is left alone.
-    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).filter(|v| is_bearer(v)) {
-        if !state.transports.contains(&Transport::Bearer) {
-            return Err(ApiError::invalid_token());
-        }
-        return bearer_token(value).map(|t| (t, Transport::Bearer)).ok_or_else(ApiError::invalid_token);
+/// Whether the raw credential is valid now, in the mode's terms.
+async fn check(state: &AppState, raw: &str) -> Result<Authenticated, ApiError> {
+    if state.auth.tokens().is_some() {
+        Ok(state.auth.authenticate_access(raw).await?)
+    } else {
+        let token = SessionToken::parse(raw).ok_or_else(ApiError::invalid_token)?;
+        Ok(state.auth.authenticate(&token).await?)
     }
-    let cookie_name =
-        if state.auth.tokens().is_some() { state.cookies.access_name() } else { state.cookies.session_name() };
-    if state.transports.contains(&Transport::Cookie)
-        && let Some(token) = cookies::find(headers, cookie_name)
-    {
-        return Ok((token, Transport::Cookie));
+}
+
+/// Whether `X-CSRF-Token` is present exactly once and accepted by `check`.
+pub fn csrf_header_ok(headers: &HeaderMap, check: impl FnOnce(&str) -> bool) -> bool {
+    let mut values = headers.get_all(&CSRF_HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().is_ok_and(check),
+        _ => false,
     }
-    Err(ApiError::unauthenticated())
+}
+
+/// The socket peer's address, when the connection recorded one.
+pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The `Authorization` header, if there is exactly one. Two are refused: servers and proxies
+/// disagree on which one counts, and a check that reads one while a proxy logs or forwards the
+/// other is how credentials get confused (SPEC: a 400).
+pub fn authorization(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::bad_request("send at most one Authorization header"));
+    }
+    // A value that is not visible ASCII is no token of ours; treat it as a malformed one.
+    Ok(first.map(|v| v.to_str().unwrap_or("")))
 }
 
 fn is_bearer(value: &str) -> bool {
-    value.len() >= 6 && value[..6].eq_ignore_ascii_case("bearer")
+    value.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
 }
 
 /// `Bearer <token>`, the scheme matched case-insensitively (RFC 7235 §2.1).
 pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// Why a `Tessera-Transport` header cannot be followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportError {
+    /// Not `cookie` or `bearer`, or given more than once.
+    Malformed,
+    /// A transport this server does not enable.
+    Disabled(Transport),
+}
+
+/// The transport a request names in `Tessera-Transport`, or the configured default (the
+/// first of `enabled`).
+pub fn requested_transport(headers: &HeaderMap, enabled: &[Transport]) -> Result<Transport, TransportError> {
+    let mut values = headers.get_all(&TRANSPORT_HEADER).iter();
+    let (value, None) = (values.next(), values.next()) else { return Err(TransportError::Malformed) };
+    let Some(value) = value else { return enabled.first().copied().ok_or(TransportError::Malformed) };
+    let wanted = match value.to_str().map(str::trim) {
+        Ok(v) if v.eq_ignore_ascii_case("cookie") => Transport::Cookie,
+        Ok(v) if v.eq_ignore_ascii_case("bearer") => Transport::Bearer,
+        _ => return Err(TransportError::Malformed),
+    };
+    if enabled.contains(&wanted) { Ok(wanted) } else { Err(TransportError::Disabled(wanted)) }
+}
+
+impl From<TransportError> for ApiError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Malformed => {
+                ApiError::bad_request("Tessera-Transport must be \"cookie\" or \"bearer\", once")
+            }
+            TransportError::Disabled(t) => {
+                ApiError::bad_request(format!("transport {:?} is not enabled on this server", t.as_str()))
+            }
+        }
+    }
+}
+
+impl From<cookies::AmbiguousCookie> for ApiError {
+    fn from(e: cookies::AmbiguousCookie) -> Self {
+        ApiError::ambiguous_credential(format!("the cookie {} was sent more than once", e.0))
+    }
 }
 
 /// Who is calling: the client IP (see [`client_ip`]) and User-Agent.
@@ -90,8 +170,7 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip = peer.map(|p| client_ip(p, &parts.headers, &state.proxies));
+        let ip = peer_ip(parts).map(|p| client_ip(p, &parts.headers, &state.proxies));
         let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Ok(Client(ClientInfo { ip, user_agent }))
     }
@@ -156,21 +235,7 @@ impl FromRequestParts<AppState> for Requested {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(&TRANSPORT_HEADER) else {
-            return Ok(Requested(state.transports[0]));
-        };
-        let wanted = match value.to_str().map(str::trim) {
-            Ok(v) if v.eq_ignore_ascii_case("cookie") => Transport::Cookie,
-            Ok(v) if v.eq_ignore_ascii_case("bearer") => Transport::Bearer,
-            _ => return Err(ApiError::bad_request("Tessera-Transport must be \"cookie\" or \"bearer\"")),
-        };
-        if !state.transports.contains(&wanted) {
-            return Err(ApiError::bad_request(format!(
-                "transport {:?} is not enabled on this server",
-                wanted.as_str()
-            )));
-        }
-        Ok(Requested(wanted))
+        Ok(Requested(requested_transport(&parts.headers, &state.transports)?))
     }
 }
 

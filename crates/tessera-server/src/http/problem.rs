@@ -55,6 +55,12 @@ impl ApiError {
         }
     }
 
+    /// The request carries a credential in a form that could be read two ways (a repeated
+    /// cookie): refused as a presented, invalid credential.
+    pub fn ambiguous_credential(detail: impl Into<String>) -> Self {
+        Self { detail: detail.into(), ..Self::invalid_token() }
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }

@@ -1,7 +1,7 @@
 //! `POST /v1/admin/users/{id}/revoke-sessions`: only with the configured admin key, and not
 //! at all when none is configured.
 
-use crate::helpers::{PASSWORD, random_id, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, WithCookies, random_id, spawn_app, spawn_app_with};
 
 const ADMIN_KEY: &str = "an-admin-key-of-decent-length-0123456789";
 
@@ -23,7 +23,7 @@ async fn admin_revoke_sessions_ends_every_session_of_the_user() {
     let bob = app.login_bearer("bob", PASSWORD).await;
     assert_eq!(alice["id"].as_str(), Some(a1.user_id.as_str()));
     assert_eq!(a2.user_id, a1.user_id);
-    let reply = app.send(app.post(&revoke_path(&a1.user_id)).bearer_auth(ADMIN_KEY)).await;
+    let reply = app.send(app.post(&revoke_path(&a1.user_id)).bearer(ADMIN_KEY)).await;
     reply.assert_status(204);
     app.me_bearer(&a1.token).await.assert_invalid_token();
     app.me_cookie(&a2.cookies).await.assert_invalid_token();
@@ -38,7 +38,7 @@ async fn admin_revoke_sessions_ends_every_session_of_the_user() {
 async fn admin_revoke_sessions_for_user_without_sessions_is_204() {
     let app = spawn_app_with(&admin_toml()).await;
     let alice = app.create_user("alice").await;
-    app.send(app.post(&revoke_path(alice["id"].as_str().expect("id"))).bearer_auth(ADMIN_KEY)).await.assert_status(204);
+    app.send(app.post(&revoke_path(alice["id"].as_str().expect("id"))).bearer(ADMIN_KEY)).await.assert_status(204);
 }
 
 #[tokio::test]
@@ -49,7 +49,7 @@ async fn admin_endpoint_with_wrong_key_is_401() {
     let path = revoke_path(alice["id"].as_str().expect("id"));
     let almost = format!("{ADMIN_KEY}x");
     for wrong in ["wrong", &ADMIN_KEY[..ADMIN_KEY.len() - 1], almost.as_str()] {
-        app.send(app.post(&path).bearer_auth(wrong)).await.assert_401("unauthenticated");
+        app.send(app.post(&path).bearer(wrong)).await.assert_401("unauthenticated");
     }
     app.me_bearer(&login.token).await.assert_status(200);
 }
@@ -68,7 +68,7 @@ async fn session_token_is_not_an_admin_key() {
     let app = spawn_app_with(&admin_toml()).await;
     let alice = app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    app.send(app.post(&revoke_path(alice["id"].as_str().expect("id"))).bearer_auth(&login.token))
+    app.send(app.post(&revoke_path(alice["id"].as_str().expect("id"))).bearer(&login.token))
         .await
         .assert_401("unauthenticated");
     app.me_bearer(&login.token).await.assert_status(200);
@@ -85,8 +85,8 @@ async fn admin_key_in_query_string_is_not_accepted() {
 #[tokio::test]
 async fn admin_revoke_sessions_of_unknown_user_is_404() {
     let app = spawn_app_with(&admin_toml()).await;
-    app.send(app.post(&revoke_path(&random_id())).bearer_auth(ADMIN_KEY)).await.assert_problem(404, "not-found");
-    app.send(app.post(&revoke_path("not-a-user-id")).bearer_auth(ADMIN_KEY)).await.assert_problem(404, "not-found");
+    app.send(app.post(&revoke_path(&random_id())).bearer(ADMIN_KEY)).await.assert_problem(404, "not-found");
+    app.send(app.post(&revoke_path("not-a-user-id")).bearer(ADMIN_KEY)).await.assert_problem(404, "not-found");
 }
 
 #[tokio::test]
@@ -98,6 +98,6 @@ async fn admin_endpoints_are_404_when_no_api_key_is_configured() {
     app.send(app.post(&path)).await.assert_problem(404, "not-found");
     // An empty key must not match an empty or any other presented key.
     app.send(app.post(&path).header("authorization", "Bearer ")).await.assert_problem(404, "not-found");
-    app.send(app.post(&path).bearer_auth(&login.token)).await.assert_problem(404, "not-found");
+    app.send(app.post(&path).bearer(&login.token)).await.assert_problem(404, "not-found");
     app.me_bearer(&login.token).await.assert_status(200);
 }

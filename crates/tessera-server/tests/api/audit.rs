@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, WRONG_PASSWORD, spawn_app};
+use crate::helpers::{PASSWORD, WRONG_PASSWORD, WithCookies, spawn_app};
 
 fn count(kinds: &[String], kind: &str) -> usize {
     kinds.iter().filter(|k| *k == kind).count()
@@ -42,9 +42,9 @@ async fn logout_revocation_and_logout_all_are_audited() {
     let one = app.login_bearer("alice", PASSWORD).await;
     let two = app.login_bearer("alice", PASSWORD).await;
     let three = app.login_bearer("alice", PASSWORD).await;
-    app.send(app.delete(&format!("/v1/sessions/{}", two.session_id)).bearer_auth(&one.token)).await.assert_status(204);
-    app.send(app.post("/v1/logout").bearer_auth(&one.token)).await.assert_status(204);
-    app.send(app.post("/v1/logout-all").bearer_auth(&three.token)).await.assert_status(204);
+    app.send(app.delete(&format!("/v1/sessions/{}", two.session_id)).bearer(&one.token)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&one.token)).await.assert_status(204);
+    app.send(app.post("/v1/logout-all").bearer(&three.token)).await.assert_status(204);
     let kinds = app.audit_kinds().await;
     assert_eq!(count(&kinds, "session_revoked"), 1, "{kinds:?}");
     assert_eq!(count(&kinds, "logout"), 1, "{kinds:?}");
@@ -58,7 +58,7 @@ async fn password_change_is_audited() {
     let login = app.login_bearer("alice", PASSWORD).await;
     app.send(
         app.post("/v1/password")
-            .bearer_auth(&login.token)
+            .bearer(&login.token)
             .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"})),
     )
     .await

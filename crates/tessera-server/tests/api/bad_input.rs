@@ -9,7 +9,7 @@ use reqwest::header::HeaderValue;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{PASSWORD, SESSION_COOKIE, SESSION_TOML, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, SESSION_COOKIE, SESSION_TOML, TestApp, WithCookies, spawn_app, spawn_app_with};
 
 async fn post_raw(
     app: &TestApp,
@@ -128,15 +128,14 @@ async fn password_body_with_wrong_types_is_400() {
     let reply = app
         .send(
             app.post("/v1/password")
-                .bearer_auth(&login.token)
+                .bearer(&login.token)
                 .header("content-type", "application/json")
                 .body("{\"current_password\": 1, \"new_password\": [] }"),
         )
         .await;
     reply.assert_problem(400, "invalid-request");
-    let reply = app
-        .send(app.post("/v1/password").bearer_auth(&login.token).header("content-type", "text/plain").body("{}"))
-        .await;
+    let reply =
+        app.send(app.post("/v1/password").bearer(&login.token).header("content-type", "text/plain").body("{}")).await;
     reply.assert_problem(415, "unsupported-media-type");
 }
 
@@ -265,7 +264,8 @@ fn random_bearer_tokens_and_session_cookies_are_always_401() {
         let cookie = HeaderValue::from_bytes(&[format!("{SESSION_COOKIE}=").as_bytes(), &bytes].concat())
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let (by_bearer, by_cookie) = rt.block_on(async {
-            let a = app.send(app.get("/v1/me").header("authorization", bearer)).await;
+            let a =
+                app.send(app.get("/v1/me").header("authorization", bearer).header("tessera-transport", "bearer")).await;
             let b = app.send(app.get("/v1/me").header("cookie", cookie)).await;
             (a, b)
         });

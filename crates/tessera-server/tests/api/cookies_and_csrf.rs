@@ -142,8 +142,8 @@ async fn bearer_requests_need_no_csrf_header() {
     app.create_user("alice").await;
     let one = app.login_bearer("alice", PASSWORD).await;
     let two = app.login_bearer("alice", PASSWORD).await;
-    app.send(app.delete(&format!("/v1/sessions/{}", two.session_id)).bearer_auth(&one.token)).await.assert_status(204);
-    app.send(app.post("/v1/logout").bearer_auth(&one.token)).await.assert_status(204);
+    app.send(app.delete(&format!("/v1/sessions/{}", two.session_id)).bearer(&one.token)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&one.token)).await.assert_status(204);
 }
 
 #[tokio::test]

@@ -238,7 +238,7 @@ impl TestApp {
     }
 
     pub async fn me_bearer(&self, token: &str) -> Reply {
-        self.send(self.get("/v1/me").bearer_auth(token)).await
+        self.send(self.get("/v1/me").bearer(token)).await
     }
 
     pub async fn me_cookie(&self, cookies: &Cookies) -> Reply {
@@ -246,7 +246,7 @@ impl TestApp {
     }
 
     pub async fn sessions_bearer(&self, token: &str) -> Vec<Value> {
-        let reply = self.send(self.get("/v1/sessions").bearer_auth(token)).await;
+        let reply = self.send(self.get("/v1/sessions").bearer(token)).await;
         assert_eq!(reply.status, StatusCode::OK, "GET /v1/sessions: {}", reply.text);
         reply.json()["sessions"].as_array().expect("sessions is an array").clone()
     }
@@ -468,10 +468,14 @@ impl CookieLogin {
     }
 }
 
-/// Adds a browser's cookies (and, for unsafe methods, the CSRF header) to a request.
+/// Adds a browser's cookies (and, for unsafe methods, the CSRF header) to a request, or a
+/// bearer client's token.
 pub trait WithCookies {
     fn cookies(self, cookies: &Cookies) -> Self;
     fn csrf(self, token: &str) -> Self;
+    /// `Authorization: Bearer <token>` and `Tessera-Transport: bearer`: the transport decides
+    /// which credential is read, and the harness's servers default to the cookie transport.
+    fn bearer(self, token: &str) -> Self;
 }
 
 impl WithCookies for RequestBuilder {
@@ -481,6 +485,10 @@ impl WithCookies for RequestBuilder {
 
     fn csrf(self, token: &str) -> Self {
         self.header("x-csrf-token", token)
+    }
+
+    fn bearer(self, token: &str) -> Self {
+        self.bearer_auth(token).header("tessera-transport", "bearer")
     }
 }
 

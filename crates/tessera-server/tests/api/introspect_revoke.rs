@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::helpers::{PASSWORD, parse_ts, spawn_app, spawn_token_app};
+use crate::helpers::{PASSWORD, WithCookies, parse_ts, spawn_app, spawn_token_app};
 use crate::token_helpers::{
     ACCESS_TTL, ADMIN_KEY, DEFAULT_AUDIENCE, DEFAULT_ISSUER, LEEWAY, REUSE_GRACE, assert_access_refused,
     assert_access_works, assert_refresh_refused, form, spawn_hybrid, token_toml,
@@ -69,7 +69,7 @@ async fn introspecting_a_logged_out_access_token_is_inactive() {
     let app = spawn_hybrid().await;
     app.create_user("alice").await;
     let login = app.login_tokens("alice", PASSWORD).await;
-    app.send(app.post("/v1/logout").bearer_auth(&login.access)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&login.access)).await.assert_status(204);
     assert_eq!(app.introspection(&login.access).await, inactive());
     assert_eq!(app.introspection(login.refresh()).await, inactive());
 }
@@ -105,7 +105,7 @@ async fn introspection_without_or_with_a_wrong_admin_key_is_401() {
     assert!(!reply.text.contains("active"), "{}", reply.text);
     let almost = format!("{ADMIN_KEY}x");
     for wrong in ["wrong", almost.as_str(), login.access.as_str()] {
-        app.send(form(app.post("/v1/introspect").bearer_auth(wrong), &fields)).await.assert_401("unauthenticated");
+        app.send(form(app.post("/v1/introspect").bearer(wrong), &fields)).await.assert_401("unauthenticated");
     }
 }
 
@@ -115,7 +115,7 @@ async fn introspection_without_a_configured_admin_key_is_404() {
     app.create_user("alice").await;
     let login = app.login_tokens("alice", PASSWORD).await;
     let reply =
-        app.send(form(app.post("/v1/introspect").bearer_auth("anything"), &[("token", login.access.as_str())])).await;
+        app.send(form(app.post("/v1/introspect").bearer("anything"), &[("token", login.access.as_str())])).await;
     reply.assert_problem(404, "not-found");
 }
 

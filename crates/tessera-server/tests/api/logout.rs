@@ -7,7 +7,7 @@ async fn bearer_logout_is_204_and_the_token_is_401_afterwards() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    let reply = app.send(app.post("/v1/logout").bearer_auth(&login.token)).await;
+    let reply = app.send(app.post("/v1/logout").bearer(&login.token)).await;
     reply.assert_status(204);
     assert!(reply.text.is_empty(), "204 has no body");
     app.me_bearer(&login.token).await.assert_invalid_token();
@@ -19,7 +19,7 @@ async fn logout_ends_only_the_current_session() {
     app.create_user("alice").await;
     let one = app.login_bearer("alice", PASSWORD).await;
     let two = app.login_bearer("alice", PASSWORD).await;
-    app.send(app.post("/v1/logout").bearer_auth(&one.token)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&one.token)).await.assert_status(204);
     app.me_bearer(&one.token).await.assert_invalid_token();
     app.me_bearer(&two.token).await.assert_status(200);
 }
@@ -29,8 +29,8 @@ async fn logout_twice_with_the_same_token_is_401_the_second_time() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    app.send(app.post("/v1/logout").bearer_auth(&login.token)).await.assert_status(204);
-    app.send(app.post("/v1/logout").bearer_auth(&login.token)).await.assert_invalid_token();
+    app.send(app.post("/v1/logout").bearer(&login.token)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&login.token)).await.assert_invalid_token();
 }
 
 #[tokio::test]
@@ -65,7 +65,7 @@ async fn logout_all_ends_every_session_of_the_user_and_no_other() {
     let a2 = app.login_cookie("alice", PASSWORD).await;
     let a3 = app.login_bearer("alice", PASSWORD).await;
     let bob = app.login_bearer("bob", PASSWORD).await;
-    let reply = app.send(app.post("/v1/logout-all").bearer_auth(&a1.token)).await;
+    let reply = app.send(app.post("/v1/logout-all").bearer(&a1.token)).await;
     reply.assert_status(204);
     app.me_bearer(&a1.token).await.assert_invalid_token();
     app.me_cookie(&a2.cookies).await.assert_invalid_token();

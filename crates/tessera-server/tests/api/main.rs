@@ -21,6 +21,7 @@ mod cookies_and_csrf;
 mod login;
 mod logout;
 mod me_and_sessions;
+mod one_credential;
 mod password;
 mod restart;
 mod throttle;

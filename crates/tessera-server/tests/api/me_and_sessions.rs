@@ -113,7 +113,8 @@ async fn authorization_scheme_other_than_bearer_is_401() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    let reply = app.send(app.get("/v1/me").header("authorization", format!("Basic {}", login.token))).await;
+    let basic = app.get("/v1/me").header("authorization", format!("Basic {}", login.token));
+    let reply = app.send(basic.header("tessera-transport", "bearer")).await;
     reply.assert_401("unauthenticated");
 }
 
@@ -176,7 +177,7 @@ async fn deleting_another_own_session_revokes_its_token() {
     app.create_user("alice").await;
     let laptop = app.login_bearer("alice", PASSWORD).await;
     let phone = app.login_bearer("alice", PASSWORD).await;
-    let reply = app.send(app.delete(&format!("/v1/sessions/{}", phone.session_id)).bearer_auth(&laptop.token)).await;
+    let reply = app.send(app.delete(&format!("/v1/sessions/{}", phone.session_id)).bearer(&laptop.token)).await;
     reply.assert_status(204);
     assert!(reply.text.is_empty(), "204 has no body");
     app.me_bearer(&phone.token).await.assert_invalid_token();
@@ -190,7 +191,7 @@ async fn deleting_the_current_session_ends_it() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    let reply = app.send(app.delete(&format!("/v1/sessions/{}", login.session_id)).bearer_auth(&login.token)).await;
+    let reply = app.send(app.delete(&format!("/v1/sessions/{}", login.session_id)).bearer(&login.token)).await;
     reply.assert_status(204);
     app.me_bearer(&login.token).await.assert_invalid_token();
 }
@@ -202,7 +203,7 @@ async fn deleting_another_users_session_is_404_and_leaves_it_alive() {
     app.create_user("bob").await;
     let alice = app.login_bearer("alice", PASSWORD).await;
     let bob = app.login_bearer("bob", PASSWORD).await;
-    let reply = app.send(app.delete(&format!("/v1/sessions/{}", bob.session_id)).bearer_auth(&alice.token)).await;
+    let reply = app.send(app.delete(&format!("/v1/sessions/{}", bob.session_id)).bearer(&alice.token)).await;
     reply.assert_problem(404, "not-found");
     app.me_bearer(&bob.token).await.assert_status(200);
 }
@@ -214,7 +215,7 @@ async fn deleting_an_unknown_or_malformed_session_id_is_404() {
     let alice = app.login_bearer("alice", PASSWORD).await;
     let unknown = random_id();
     for id in [unknown.as_str(), "not-an-id", "..%2F..%2Fetc%2Fpasswd", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
-        let reply = app.send(app.delete(&format!("/v1/sessions/{id}")).bearer_auth(&alice.token)).await;
+        let reply = app.send(app.delete(&format!("/v1/sessions/{id}")).bearer(&alice.token)).await;
         reply.assert_problem(404, "not-found");
     }
     app.me_bearer(&alice.token).await.assert_status(200);

@@ -18,8 +18,7 @@ async fn bearer_password_change_returns_200_with_a_new_session() {
     let app = spawn_app().await;
     let user = app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    let reply =
-        app.send(app.post("/v1/password").bearer_auth(&login.token).json(&change(PASSWORD, NEW_PASSWORD))).await;
+    let reply = app.send(app.post("/v1/password").bearer(&login.token).json(&change(PASSWORD, NEW_PASSWORD))).await;
     reply.assert_status(200);
     let body = reply.json();
     assert_eq!(body["user"], user);
@@ -44,8 +43,7 @@ async fn password_change_ends_every_other_session_of_the_user_only() {
     let caller = app.login_bearer("alice", PASSWORD).await;
     let other_device = app.login_cookie("alice", PASSWORD).await;
     let bob = app.login_bearer("bob", PASSWORD).await;
-    let reply =
-        app.send(app.post("/v1/password").bearer_auth(&caller.token).json(&change(PASSWORD, NEW_PASSWORD))).await;
+    let reply = app.send(app.post("/v1/password").bearer(&caller.token).json(&change(PASSWORD, NEW_PASSWORD))).await;
     reply.assert_status(200);
     let new_token = reply.json()["session_token"].as_str().expect("token").to_owned();
     app.me_cookie(&other_device.cookies).await.assert_invalid_token();
@@ -60,7 +58,7 @@ async fn after_password_change_only_the_new_password_logs_in() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    app.send(app.post("/v1/password").bearer_auth(&login.token).json(&change(PASSWORD, NEW_PASSWORD)))
+    app.send(app.post("/v1/password").bearer(&login.token).json(&change(PASSWORD, NEW_PASSWORD)))
         .await
         .assert_status(200);
     app.login("alice", PASSWORD, Some("bearer")).await.assert_401("invalid-credentials");
@@ -108,7 +106,7 @@ async fn password_change_with_wrong_current_password_is_401_and_changes_nothing(
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
     let reply =
-        app.send(app.post("/v1/password").bearer_auth(&login.token).json(&change(WRONG_PASSWORD, NEW_PASSWORD))).await;
+        app.send(app.post("/v1/password").bearer(&login.token).json(&change(WRONG_PASSWORD, NEW_PASSWORD))).await;
     reply.assert_401("invalid-credentials");
     app.me_bearer(&login.token).await.assert_status(200);
     app.login_bearer("alice", PASSWORD).await;
@@ -120,10 +118,10 @@ async fn password_change_to_a_7_byte_password_is_400_and_changes_nothing() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    let reply = app.send(app.post("/v1/password").bearer_auth(&login.token).json(&change(PASSWORD, "1234567"))).await;
+    let reply = app.send(app.post("/v1/password").bearer(&login.token).json(&change(PASSWORD, "1234567"))).await;
     reply.assert_problem(400, "invalid-request");
     let reply =
-        app.send(app.post("/v1/password").bearer_auth(&login.token).json(&change(PASSWORD, &"p".repeat(1025)))).await;
+        app.send(app.post("/v1/password").bearer(&login.token).json(&change(PASSWORD, &"p".repeat(1025)))).await;
     reply.assert_problem(400, "invalid-request");
     app.me_bearer(&login.token).await.assert_status(200);
     app.login_bearer("alice", PASSWORD).await;
@@ -135,7 +133,7 @@ async fn password_change_with_missing_field_is_400() {
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
     let reply =
-        app.send(app.post("/v1/password").bearer_auth(&login.token).json(&json!({"new_password": NEW_PASSWORD}))).await;
+        app.send(app.post("/v1/password").bearer(&login.token).json(&json!({"new_password": NEW_PASSWORD}))).await;
     reply.assert_problem(400, "invalid-request");
     app.me_bearer(&login.token).await.assert_status(200);
 }
@@ -161,34 +159,24 @@ async fn cookie_password_change_without_csrf_header_is_403_and_changes_nothing()
 }
 
 #[tokio::test]
-async fn password_change_answers_in_the_transport_the_request_was_authenticated_with() {
+async fn password_change_answers_in_the_transport_its_credential_came_by() {
     let app = spawn_app().await;
     app.create_user("alice").await;
-    // Bearer-authenticated, asking for cookies: still a bearer answer, no cookies.
+    // Bearer: the new token comes back in a body, no cookies.
     let login = app.login_bearer("alice", PASSWORD).await;
-    let reply = app
-        .send(
-            app.post("/v1/password")
-                .bearer_auth(&login.token)
-                .header("tessera-transport", "cookie")
-                .json(&change(PASSWORD, NEW_PASSWORD)),
-        )
-        .await;
+    let reply = app.send(app.post("/v1/password").bearer(&login.token).json(&change(PASSWORD, NEW_PASSWORD))).await;
     reply.assert_status(200);
     assert!(reply.json()["session_token"].is_string(), "{}", reply.text);
     assert!(reply.set_cookies().iter().all(|c| c.name != SESSION_COOKIE), "no session cookie");
 
-    // Cookie-authenticated, asking for bearer: still cookies, no token in a body.
+    // Cookie: new cookies, no token in a body.
     let login = app.login_cookie("alice", NEW_PASSWORD).await;
-    let reply = app
-        .send(
-            app.post("/v1/password")
-                .cookies(&login.cookies)
-                .csrf(&login.cookies.csrf)
-                .header("tessera-transport", "bearer")
-                .json(&change(NEW_PASSWORD, PASSWORD)),
-        )
-        .await;
+    let with_cookies = || app.post("/v1/password").cookies(&login.cookies).csrf(&login.cookies.csrf);
+    // Naming the other transport reads the other credential, which is not there.
+    let reply =
+        app.send(with_cookies().header("tessera-transport", "bearer").json(&change(NEW_PASSWORD, PASSWORD))).await;
+    reply.assert_401("unauthenticated");
+    let reply = app.send(with_cookies().json(&change(NEW_PASSWORD, PASSWORD))).await;
     reply.assert_status(204);
     assert!(reply.text.is_empty());
     let fresh = Cookies::from_reply(&reply);

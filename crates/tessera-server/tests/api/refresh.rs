@@ -134,7 +134,8 @@ async fn concurrent_refreshes_with_one_token_continue_exactly_one_family() {
         let body = json!({ "refresh_token": login.refresh() });
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            let resp = client.post(url).json(&body).send().await.expect("an answer");
+            let resp =
+                client.post(url).header("tessera-transport", "bearer").json(&body).send().await.expect("an answer");
             crate::helpers::Reply::from(resp).await
         }));
     }

@@ -45,7 +45,7 @@ async fn logged_out_token_stays_rejected_after_restart() {
     let mut app = spawn_app().await;
     app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
-    app.send(app.post("/v1/logout").bearer_auth(&login.token)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&login.token)).await.assert_status(204);
     app.restart().await;
     app.me_bearer(&login.token).await.assert_invalid_token();
 }

@@ -15,7 +15,7 @@
 use serde_json::json;
 use time::Duration;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_token_app};
+use crate::helpers::{PASSWORD, TestApp, WithCookies, spawn_token_app};
 use crate::token_helpers::{
     ADMIN_KEY, CROSS_PROCESS, LEEWAY, TokenLogin, assert_access_refused, assert_access_works, assert_refresh_refused,
     token_toml,
@@ -97,24 +97,24 @@ impl Scene {
         let app = &self.app;
         match action {
             Action::Logout => {
-                app.send(app.post("/v1/logout").bearer_auth(&self.victim.access)).await.assert_status(204);
+                app.send(app.post("/v1/logout").bearer(&self.victim.access)).await.assert_status(204);
             }
             Action::LogoutAll => {
-                app.send(app.post("/v1/logout-all").bearer_auth(&self.victim.access)).await.assert_status(204);
+                app.send(app.post("/v1/logout-all").bearer(&self.victim.access)).await.assert_status(204);
             }
             Action::DeleteSession => {
                 let path = format!("/v1/sessions/{}", self.victim.sid());
-                app.send(app.delete(&path).bearer_auth(&self.other.access)).await.assert_status(204);
+                app.send(app.delete(&path).bearer(&self.other.access)).await.assert_status(204);
             }
             Action::PasswordChange => {
                 let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
-                let reply = app.send(app.post("/v1/password").bearer_auth(&self.other.access).json(&body)).await;
+                let reply = app.send(app.post("/v1/password").bearer(&self.other.access).json(&body)).await;
                 assert_eq!(reply.header("cache-control"), Some("no-store"), "new credentials are never cached");
                 return Some(TokenLogin::from_reply(&reply));
             }
             Action::AdminRevoke => {
                 let path = format!("/v1/admin/users/{}/revoke-sessions", self.victim.user_id);
-                app.send(app.post(&path).bearer_auth(ADMIN_KEY)).await.assert_status(204);
+                app.send(app.post(&path).bearer(ADMIN_KEY)).await.assert_status(204);
             }
             Action::RevokeRefresh => {
                 app.revoke(self.victim.refresh(), None).await.assert_status(200);
@@ -380,7 +380,7 @@ async fn two_lone_tokens(check: &str) -> (TestApp, TokenLogin, TokenLogin) {
 #[tokio::test]
 async fn jwt_without_refresh_denylist_logout_refuses_that_token_only() {
     let (app, first, second) = two_lone_tokens("denylist").await;
-    app.send(app.post("/v1/logout").bearer_auth(&first.access)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&first.access)).await.assert_status(204);
     assert_access_refused(&app, &first.access, "the logged-out token").await;
     assert_access_works(&app, &second.access, "another token of the user").await;
 }
@@ -389,7 +389,7 @@ async fn jwt_without_refresh_denylist_logout_refuses_that_token_only() {
 async fn jwt_without_refresh_denylist_logout_all_refuses_every_token_issued_before() {
     let (app, first, second) = two_lone_tokens("denylist").await;
     app.advance(Duration::seconds(2));
-    app.send(app.post("/v1/logout-all").bearer_auth(&first.access)).await.assert_status(204);
+    app.send(app.post("/v1/logout-all").bearer(&first.access)).await.assert_status(204);
     assert_access_refused(&app, &first.access, "the caller's token").await;
     assert_access_refused(&app, &second.access, "every older token of the user").await;
     let later = app.login_tokens("alice", PASSWORD).await;
@@ -401,7 +401,7 @@ async fn jwt_without_refresh_denylist_password_change_refuses_older_tokens_and_k
     let (app, first, second) = two_lone_tokens("denylist").await;
     app.advance(Duration::seconds(2));
     let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
-    let reply = app.send(app.post("/v1/password").bearer_auth(&first.access).json(&body)).await;
+    let reply = app.send(app.post("/v1/password").bearer(&first.access).json(&body)).await;
     let issued = TokenLogin::from_reply(&reply);
     assert_access_refused(&app, &first.access, "the caller's old token").await;
     assert_access_refused(&app, &second.access, "another old token").await;
@@ -414,7 +414,7 @@ async fn jwt_without_refresh_denylist_admin_revoke_sessions_refuses_every_token_
     let (app, first, second) = two_lone_tokens("denylist").await;
     app.advance(Duration::seconds(2));
     let path = format!("/v1/admin/users/{}/revoke-sessions", first.user_id);
-    app.send(app.post(&path).bearer_auth(ADMIN_KEY)).await.assert_status(204);
+    app.send(app.post(&path).bearer(ADMIN_KEY)).await.assert_status(204);
     assert_access_refused(&app, &first.access, "an older token").await;
     assert_access_refused(&app, &second.access, "another older token").await;
 }
@@ -422,7 +422,7 @@ async fn jwt_without_refresh_denylist_admin_revoke_sessions_refuses_every_token_
 #[tokio::test]
 async fn jwt_without_refresh_none_logout_keeps_the_token_until_expiry() {
     let (app, first, _) = two_lone_tokens("none").await;
-    app.send(app.post("/v1/logout").bearer_auth(&first.access)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&first.access)).await.assert_status(204);
     assert_access_works(&app, &first.access, "no check: the token lives on").await;
     app.advance(Duration::seconds(first.exp() + LEEWAY.whole_seconds() - app.now().unix_timestamp()));
     assert_access_refused(&app, &first.access, "at exp + leeway").await;

@@ -5,7 +5,7 @@
 use serde_json::json;
 use time::Duration;
 
-use crate::helpers::{PASSWORD, Reply, TestApp, WRONG_PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, Reply, TestApp, WRONG_PASSWORD, WithCookies, spawn_app, spawn_app_with};
 
 const TRUSTING_LOCALHOST: &str = "[auth]\nmode = \"session\"\n[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n";
 
@@ -258,7 +258,7 @@ async fn wrong_current_password_at_password_change_counts_toward_the_account_thr
         let reply = app
             .send(
                 app.post("/v1/password")
-                    .bearer_auth(&login.token)
+                    .bearer(&login.token)
                     .json(&json!({"current_password": WRONG_PASSWORD, "new_password": "another long password"})),
             )
             .await;
@@ -267,7 +267,7 @@ async fn wrong_current_password_at_password_change_counts_toward_the_account_thr
     let reply = app
         .send(
             app.post("/v1/password")
-                .bearer_auth(&login.token)
+                .bearer(&login.token)
                 .json(&json!({"current_password": PASSWORD, "new_password": "another long password"})),
         )
         .await;

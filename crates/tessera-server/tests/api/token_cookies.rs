@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::forge::header_of;
-use crate::helpers::{CSRF_COOKIE, PASSWORD, Reply, SetCookie, TestApp, spawn_token_app};
+use crate::helpers::{CSRF_COOKIE, PASSWORD, Reply, SetCookie, TestApp, WithCookies, spawn_token_app};
 use crate::token_helpers::{ACCESS_COOKIE, REFRESH_COOKIE, spawn_hybrid, token_toml};
 
 /// What a browser holds after a cookie-transport login or refresh in a token mode.
@@ -124,7 +124,7 @@ async fn bearer_access_token_needs_no_csrf_header() {
     let app = spawn_hybrid().await;
     app.create_user("alice").await;
     let login = app.login_tokens("alice", PASSWORD).await;
-    app.send(app.post("/v1/logout").bearer_auth(&login.access)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&login.access)).await.assert_status(204);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use time::Duration;
 
 use crate::forge;
-use crate::helpers::{Reply, TestApp, bare_tessera, run_cmd, spawn_token_app};
+use crate::helpers::{Reply, TestApp, WithCookies, bare_tessera, run_cmd, spawn_token_app};
 
 pub const ACCESS_COOKIE: &str = "__Host-tessera-access";
 pub const REFRESH_COOKIE: &str = "__Secure-tessera-refresh";
@@ -95,9 +95,10 @@ impl TestApp {
         TokenLogin::from_reply(&self.login(username, password, Some("bearer")).await)
     }
 
-    /// `POST /v1/refresh` with `{"refresh_token": …}`.
+    /// `POST /v1/refresh` with `{"refresh_token": …}` and the bearer transport.
     pub async fn refresh_bearer(&self, refresh_token: &str) -> Reply {
-        self.send(self.post("/v1/refresh").json(&json!({ "refresh_token": refresh_token }))).await
+        let rb = self.post("/v1/refresh").header("tessera-transport", "bearer");
+        self.send(rb.json(&json!({ "refresh_token": refresh_token }))).await
     }
 
     /// A refresh that must succeed.
@@ -133,7 +134,7 @@ impl TestApp {
 
     /// `POST /v1/introspect` with the admin key.
     pub async fn introspect(&self, token: &str) -> Reply {
-        self.send(form(self.post("/v1/introspect").bearer_auth(ADMIN_KEY), &[("token", token)])).await
+        self.send(form(self.post("/v1/introspect").bearer(ADMIN_KEY), &[("token", token)])).await
     }
 
     /// The introspection answer for `token`, which must be a 200.

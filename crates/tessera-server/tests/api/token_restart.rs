@@ -4,7 +4,7 @@
 
 use time::Duration;
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{PASSWORD, WithCookies};
 use crate::token_helpers::{
     REUSE_GRACE, assert_access_refused, assert_access_works, assert_refresh_refused, spawn_hybrid,
 };
@@ -51,7 +51,7 @@ async fn logged_out_access_token_stays_refused_after_a_restart() {
     app.create_user("alice").await;
     let login = app.login_tokens("alice", PASSWORD).await;
     let other = app.login_tokens("alice", PASSWORD).await;
-    app.send(app.post("/v1/logout").bearer_auth(&login.access)).await.assert_status(204);
+    app.send(app.post("/v1/logout").bearer(&login.access)).await.assert_status(204);
     app.restart().await;
     assert_access_refused(&app, &login.access, "a logged-out session's token after a restart").await;
     assert_refresh_refused(&app, login.refresh(), "its refresh token").await;

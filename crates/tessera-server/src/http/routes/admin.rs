@@ -1,12 +1,11 @@
 use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tessera_core::UserId;
 use tessera_core::secret::TokenHash;
 
-use crate::http::extract::bearer_token;
+use crate::http::extract::{authorization, bearer_token};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
@@ -19,12 +18,7 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // With no key configured the admin API does not exist.
         let expected = state.admin_key.as_ref().ok_or_else(|| ApiError::not_found("no such resource"))?;
-        let presented = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or_else(ApiError::unauthenticated)?;
+        let presented = authorization(&parts.headers)?.and_then(bearer_token).ok_or_else(ApiError::unauthenticated)?;
         // Hash both sides so the comparison is constant-time and length-independent.
         if TokenHash::of(presented.as_bytes()).ct_eq(expected) { Ok(Admin) } else { Err(ApiError::invalid_token()) }
     }

@@ -3,7 +3,7 @@
 
 use axum::Form;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,7 @@ use tessera_core::refresh::RefreshToken;
 use time::OffsetDateTime;
 
 use crate::config::Transport;
-use crate::http::cookies;
-use crate::http::extract::{Client, csrf_header_ok};
+use crate::http::extract::{ApiJson, Client, Requested, csrf_header_ok};
 use crate::http::problem::ApiError;
 use crate::http::routes::admin::Admin;
 use crate::http::routes::login::issue;
@@ -24,39 +23,34 @@ struct RefreshBody {
     refresh_token: String,
 }
 
-/// `POST /v1/refresh`: `{"refresh_token"}` in the body (bearer), or the refresh cookie plus
-/// `X-CSRF-Token` (cookie). The answer uses the transport the token came by.
+/// `POST /v1/refresh`. The transport (`Tessera-Transport`, else the default) decides where
+/// the refresh token is read, and the answer uses it too: bearer reads `{"refresh_token"}` from
+/// the body, cookie reads the refresh cookie and demands `X-CSRF-Token`.
 pub async fn refresh(
     State(state): State<AppState>,
     Client(client): Client,
+    Requested(transport): Requested,
     req: Request,
 ) -> Result<Response, ApiError> {
     if state.auth.tokens().is_none_or(|t| t.policy().refresh.is_none()) {
         return Err(ApiError::not_found("refresh tokens are not enabled"));
     }
-    let (parts, body) = req.into_parts();
-    let cookie = cookies::find(&parts.headers, state.cookies.refresh_name()).map(str::to_owned);
-    let has_body = parts.headers.get(CONTENT_TYPE).is_some();
-    let (raw, transport) = if has_body {
-        let req = Request::from_parts(parts, body);
-        let axum::Json(b) = axum::Json::<RefreshBody>::from_request(req, &state)
-            .await
-            .map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))?;
-        (b.refresh_token, Transport::Bearer)
-    } else if let Some(raw) = cookie {
-        // A cookie arrives by itself on cross-site requests: demand the CSRF token of the
-        // session this refresh token belongs to.
-        let sid = RefreshToken::parse(&raw).map(|r| r.session_id).ok_or_else(ApiError::invalid_token)?;
-        if !csrf_header_ok(&parts, |v| state.auth.csrf_matches_session(&sid, v)) {
-            return Err(AuthError::CsrfRejected.into());
+    let raw = match transport {
+        Transport::Bearer => {
+            let ApiJson(body) = ApiJson::<RefreshBody>::from_request(req, &state).await?;
+            body.refresh_token
         }
-        (raw, Transport::Cookie)
-    } else {
-        return Err(ApiError::unauthenticated());
+        Transport::Cookie => {
+            let raw = state.cookies.read(req.headers())?.refresh.ok_or_else(ApiError::unauthenticated)?;
+            // A cookie arrives by itself on cross-site requests: demand the CSRF token of the
+            // session this refresh token belongs to.
+            let sid = RefreshToken::parse(raw).map(|r| r.session_id).ok_or_else(ApiError::invalid_token)?;
+            if !csrf_header_ok(req.headers(), |v| state.auth.csrf_matches_session(&sid, v)) {
+                return Err(AuthError::CsrfRejected.into());
+            }
+            raw.to_owned()
+        }
     };
-    if !state.transports.contains(&transport) {
-        return Err(ApiError::invalid_token());
-    }
     let issued = state.auth.refresh(&raw, &client).await?;
     Ok(issue(&state, &issued, transport, StatusCode::OK))
 }
