@@ -182,13 +182,12 @@ impl FromRequestParts<AppState> for Client {
 /// were written by the client and could say anything. Only one header is ever believed: if
 /// the mere presence of another could switch headers, a client could add it and pick its IP.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxies) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| proxies.nets.iter().any(|net| net.contains(&ip.to_canonical()));
-    if !is_trusted(&peer) {
+    if !proxies.trusts(peer) {
         return peer;
     }
     let mut chain = forwarded_chain(headers, proxies.header);
     chain.reverse();
-    chain.into_iter().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+    chain.into_iter().find(|ip| !proxies.trusts(*ip)).unwrap_or(peer)
 }
 
 /// Which proxies to believe, and through which header.
@@ -196,6 +195,13 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxies) ->
 pub struct TrustedProxies {
     pub nets: Vec<ipnet::IpNet>,
     pub header: ProxyHeader,
+}
+
+impl TrustedProxies {
+    /// Whether `ip` is one of the proxies (an IPv4-mapped IPv6 peer counts as its IPv4).
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.nets.iter().any(|net| net.contains(&ip.to_canonical()))
+    }
 }
 
 /// Addresses from the configured header, left to right.

@@ -3,6 +3,7 @@
 
 pub mod cookies;
 pub mod extract;
+pub mod original;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -32,6 +33,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/accounts", post(accounts::sign_up))
         .route("/v1/login", post(login::login))
         .route("/v1/me", get(sessions::me))
+        .route("/v1/forward-auth", get(forward_auth::forward_auth))
         .route("/v1/logout", post(sessions::logout))
         .route("/v1/logout-all", post(sessions::logout_all))
         .route("/v1/sessions", get(sessions::list))

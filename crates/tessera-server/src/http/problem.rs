@@ -25,6 +25,10 @@ impl ApiError {
         Self { status, slug, title, detail: detail.into(), challenge: None, retry_after: None }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", detail)
     }

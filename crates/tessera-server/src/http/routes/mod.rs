@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod forward_auth;
 pub mod health;
 pub mod login;
 pub mod password;

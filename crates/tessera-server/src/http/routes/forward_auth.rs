@@ -1,0 +1,97 @@
+//! `GET /v1/forward-auth`: tessera's decision for a reverse proxy (nginx `auth_request`,
+//! Caddy `forward_auth`, Traefik `ForwardAuth`) about a request meant for another
+//! application. The credential check is the one behind `/v1/me`
+//! ([`crate::http::extract::authenticate`]), run on the original request: same transports,
+//! revocation policy and throttles, and the CSRF rule applied to the original method (see
+//! [`crate::http::original`]).
+
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, LOCATION};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::Deserialize;
+
+use crate::http::extract::{Caller, CredentialRequest, authenticate, peer_ip};
+use crate::http::original::Original;
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
+
+pub static USER_ID: HeaderName = HeaderName::from_static("tessera-user-id");
+pub static USERNAME: HeaderName = HeaderName::from_static("tessera-username");
+pub static SESSION_ID: HeaderName = HeaderName::from_static("tessera-session-id");
+pub static AUTH_MODE: HeaderName = HeaderName::from_static("tessera-auth-mode");
+
+/// Usernames may hold any printable Unicode; a header value holds ASCII. Bytes outside
+/// printable ASCII, the space and `%` itself are percent-encoded (UTF-8), so `alice` and
+/// `alice@example.com` pass unchanged and any URL-decoding function restores the rest.
+const USERNAME_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
+
+#[derive(Deserialize)]
+struct Options {
+    /// Answer a browser navigation with a redirect to the login page instead of a 401. Only
+    /// for proxies that pass a 3xx from the auth service on to the client (Caddy, Traefik);
+    /// nginx's `auth_request` turns one into a 500.
+    #[serde(default)]
+    redirect: bool,
+}
+
+/// `GET /v1/forward-auth[?redirect=true]`
+pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, _body) = request.into_parts();
+    let options: Options = match serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()) {
+        Ok(o) => o,
+        Err(_) => return ApiError::bad_request("the only query parameter is redirect=true|false").into_response(),
+    };
+    let peer = peer_ip(&parts);
+    let original = Original::from_headers(peer, &parts.method, &parts.headers, &state.proxies);
+    let checked = CredentialRequest { method: &original.method, headers: &parts.headers, peer };
+    let mut response = match authenticate(&state, &checked).await.map_err(unusable_as_401) {
+        Ok(caller) => identity(&state, &caller),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED && original.is_navigation(&parts.headers) => {
+            to_login(e, &original, options.redirect)
+        }
+        Err(e) => e.into_response(),
+    };
+    // A decision about one request, for one proxy: nothing on the way may keep it.
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Credentials the check cannot use at all (two `Authorization` headers, a malformed
+/// `Tessera-Transport`) are a 400 on tessera's own API. nginx's `auth_request` turns a 400
+/// into a 500 for the client, so here they are what they amount to: no usable credential.
+fn unusable_as_401(e: ApiError) -> ApiError {
+    if e.status() == StatusCode::BAD_REQUEST { ApiError::invalid_token() } else { e }
+}
+
+/// 200 with the caller's identity in headers, for the proxy to pass upstream.
+fn identity(state: &AppState, caller: &Caller) -> Response {
+    let a = &caller.auth;
+    let mut headers = HeaderMap::with_capacity(4);
+    let username = utf8_percent_encode(a.username.as_str(), USERNAME_ESCAPES).to_string();
+    for (name, value) in [
+        (&USER_ID, Some(a.user_id.to_string())),
+        (&USERNAME, Some(username)),
+        (&SESSION_ID, a.session_id.map(|s| s.to_string())),
+        (&AUTH_MODE, Some(state.auth.policy().mode.as_str().to_owned())),
+    ] {
+        // Every value is ASCII by construction (base64url ids, the escaped username).
+        if let Some(Ok(v)) = value.map(HeaderValue::try_from) {
+            headers.insert(name.clone(), v);
+        }
+    }
+    (StatusCode::OK, headers).into_response()
+}
+
+/// A browser navigation without a valid credential: a redirect to the login page where the
+/// proxy passes one on, otherwise the 401 with the login page in `Location`, which an nginx
+/// configuration can turn into its own redirect.
+fn to_login(unauthenticated: ApiError, original: &Original, redirect: bool) -> Response {
+    let Ok(location) = HeaderValue::try_from(original.login_location()) else {
+        return unauthenticated.into_response();
+    };
+    let mut response = if redirect { StatusCode::FOUND.into_response() } else { unauthenticated.into_response() };
+    response.headers_mut().insert(LOCATION, location);
+    response
+}
