@@ -362,14 +362,15 @@ async fn allowlist_refuses_a_revoked_session_at_once() {
 }
 
 #[tokio::test]
-async fn jwt_without_sessions_sends_no_session_id() {
+async fn jwt_without_sessions_sends_an_empty_session_id() {
     let toml = token_toml("jwt", &format!("{TRUST_LOOPBACK}[refresh]\nenabled = false\n"));
     let app = spawn_token_app(&toml).await;
     app.create_user("alice").await;
     let login = app.login_tokens("alice", PASSWORD).await;
     let request = forward_auth(&app).original("GET", "/app/").bearer_auth(&login.access);
     let reply = app.send(request.header("tessera-transport", "bearer")).await;
-    reply.assert_identity(&login.user_id, "alice", None, "jwt");
+    // Empty rather than absent, so no proxy can invent a value for it.
+    reply.assert_identity(&login.user_id, "alice", Some(""), "jwt");
 }
 
 #[tokio::test]

@@ -73,7 +73,9 @@ fn identity(state: &AppState, caller: &Caller) -> Response {
     for (name, value) in [
         (&USER_ID, Some(a.user_id.to_string())),
         (&USERNAME, Some(username)),
-        (&SESSION_ID, a.session_id.map(|s| s.to_string())),
+        // Empty, not absent, without a session: Caddy before 2.10 copies a header missing from
+        // the answer as the literal text of its placeholder.
+        (&SESSION_ID, Some(a.session_id.map(|s| s.to_string()).unwrap_or_default())),
         (&AUTH_MODE, Some(state.auth.policy().mode.as_str().to_owned())),
     ] {
         // Every value is ASCII by construction (base64url ids, the escaped username).
