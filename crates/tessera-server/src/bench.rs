@@ -2,7 +2,8 @@
 //! runtime on its own thread and the load generator on another, so on a two-core machine the
 //! server has one core and the load the other. Every figure is measured in the same run as
 //! the bare axum handler it is compared with, so the ratio is meaningful where the absolute
-//! numbers are not.
+//! numbers are not. Each mode is measured twice: `GET /v1/me`, and `GET /v1/forward-auth` as
+//! a trusted proxy asks it (same credential), which should cost no more.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -87,8 +88,14 @@ struct Target {
     name: &'static str,
     server: ServerThread,
     request: String,
+    /// The same credential, asked about by a proxy.
+    forward_auth: String,
     token_len: usize,
 }
+
+/// The loopback address the load generator connects from, trusted as a proxy so that
+/// forward auth reads the original method and URI as it does behind nginx or Caddy.
+const PROXY: &str = "127.0.0.1";
 
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -112,6 +119,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         // An API deployment: bearer is the default transport, so requests need no
         // `Tessera-Transport` header to have their `Authorization` read.
         config.auth.transports = vec![Transport::Bearer, Transport::Cookie];
+        config.server.trusted_proxies = vec![PROXY.to_owned()];
         config.store.data_dir = dir.path().join(format!("mode-{i}"));
         if let Some(scratch) = scratch {
             scratch.configure(&mut config, i);
@@ -124,8 +132,13 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         if me_body.is_empty() {
             me_body = body;
         }
-        let request = format!("GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
-        targets.push(Target { name, server, request, token_len: token.len() });
+        let credential = format!("Authorization: Bearer {token}\r\n");
+        let request = format!("GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\n{credential}\r\n");
+        let forward_auth = format!(
+            "GET /v1/forward-auth HTTP/1.1\r\nHost: 127.0.0.1\r\n{credential}\
+             X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /app/page\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"
+        );
+        targets.push(Target { name, server, request, forward_auth, token_len: token.len() });
     }
     // The baseline serialises the same JSON document on every request, as tessera's handler
     // does, but authenticates nothing: the ratio is the cost of authentication alone.
@@ -141,21 +154,37 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     // Interleaved rounds, medians reported: on two cores one run can be off by a third.
     let mut bare_runs = Vec::new();
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut forward_runs: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
     for _ in 0..options.rounds {
         bare_runs.push(load(bare.addr, &bare_request, &options)?);
-        for (t, r) in targets.iter().zip(runs.iter_mut()) {
+        for (t, (r, f)) in targets.iter().zip(runs.iter_mut().zip(forward_runs.iter_mut())) {
             r.push(load(t.server.addr, &t.request, &options)?);
+            f.push(load(t.server.addr, &t.forward_auth, &options)?);
         }
     }
     let bare_rps = median(&mut bare_runs);
     bare.stop()?;
 
     println!();
-    println!("{:<36} {:>12} {:>9} {:>13}", "GET /v1/me", "requests/s", "vs bare", "credential B");
-    println!("{:<36} {:>12.0} {:>8.0}% {:>13}", "bare axum handler (no auth)", bare_rps, 100.0, "-");
-    for (t, r) in targets.into_iter().zip(runs.iter_mut()) {
-        let rps = median(r);
-        println!("{:<36} {:>12.0} {:>8.0}% {:>13}", t.name, rps, 100.0 * rps / bare_rps, t.token_len);
+    println!(
+        "{:<36} {:>12} {:>9} {:>13} {:>16} {:>9}",
+        "GET /v1/me", "requests/s", "vs bare", "credential B", "forward-auth/s", "vs bare"
+    );
+    println!(
+        "{:<36} {:>12.0} {:>8.0}% {:>13} {:>16} {:>9}",
+        "bare axum handler (no auth)", bare_rps, 100.0, "-", "-", "-"
+    );
+    for (t, (r, f)) in targets.into_iter().zip(runs.iter_mut().zip(forward_runs.iter_mut())) {
+        let (rps, forward_rps) = (median(r), median(f));
+        println!(
+            "{:<36} {:>12.0} {:>8.0}% {:>13} {:>16.0} {:>8.0}%",
+            t.name,
+            rps,
+            100.0 * rps / bare_rps,
+            t.token_len,
+            forward_rps,
+            100.0 * forward_rps / bare_rps
+        );
         t.server.stop()?;
     }
 
