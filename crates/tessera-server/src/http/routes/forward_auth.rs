@@ -68,20 +68,20 @@ fn unusable_as_401(e: ApiError) -> ApiError {
 /// 200 with the caller's identity in headers, for the proxy to pass upstream.
 fn identity(state: &AppState, caller: &Caller) -> Response {
     let a = &caller.auth;
-    let mut headers = HeaderMap::with_capacity(4);
-    let username = utf8_percent_encode(a.username.as_str(), USERNAME_ESCAPES).to_string();
-    for (name, value) in [
-        (&USER_ID, Some(a.user_id.to_string())),
-        (&USERNAME, Some(username)),
+    let values = [
+        (&USER_ID, a.user_id.to_string()),
+        (&USERNAME, utf8_percent_encode(a.username.as_str(), USERNAME_ESCAPES).to_string()),
         // Empty, not absent, without a session: Caddy before 2.10 copies a header missing from
         // the answer as the literal text of its placeholder.
-        (&SESSION_ID, Some(a.session_id.map(|s| s.to_string()).unwrap_or_default())),
-        (&AUTH_MODE, Some(state.auth.policy().mode.as_str().to_owned())),
-    ] {
-        // Every value is ASCII by construction (base64url ids, the escaped username).
-        if let Some(Ok(v)) = value.map(HeaderValue::try_from) {
-            headers.insert(name.clone(), v);
-        }
+        (&SESSION_ID, a.session_id.map(|s| s.to_string()).unwrap_or_default()),
+        (&AUTH_MODE, state.auth.policy().mode.as_str().to_owned()),
+    ];
+    let mut headers = HeaderMap::with_capacity(values.len());
+    for (name, value) in values {
+        // ASCII by construction (base64url ids, the escaped username). Were one not, a 200
+        // without it could pass for an anonymous caller upstream: refuse instead.
+        let Ok(value) = HeaderValue::try_from(value) else { return ApiError::internal().into_response() };
+        headers.insert(name.clone(), value);
     }
     (StatusCode::OK, headers).into_response()
 }
