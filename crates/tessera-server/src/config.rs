@@ -35,6 +35,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub cookie: CookieConfig,
     pub admin: AdminConfig,
+    pub pages: PagesConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -268,6 +269,22 @@ pub struct AdminConfig {
     pub api_key: String,
 }
 
+/// tessera's own web pages (`/login`, `/signup`, `/account`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// Serve the pages (they need the cookie transport; without it they are not served).
+    pub enabled: bool,
+    /// The name shown in the pages' header and window titles.
+    pub title: String,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        Self { enabled: true, title: "tessera".into() }
+    }
+}
+
 impl Config {
     /// Reads `file` (or `./tessera.toml` when it exists) and the `TESSERA_*` environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -336,6 +353,10 @@ impl Config {
             return Err(invalid("jwt.leeway", "at most 60s"));
         }
         self.trusted_proxies()?;
+        let title = self.pages.title.trim();
+        if title.is_empty() || title.chars().count() > 80 || title.chars().any(char::is_control) {
+            return Err(invalid("pages.title", "1 to 80 characters, no control characters"));
+        }
         Ok(())
     }
 

@@ -52,7 +52,7 @@ impl Application {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        let router = crate::http::router(state.clone(), config.server.request_timeout.as_std());
+        let router = crate::http::router(state.clone(), config.server.request_timeout.as_std(), pages(&config));
         Ok(Self { listener, router, config, store, state })
     }
 
@@ -127,6 +127,19 @@ async fn follow_keys(state: &AppState, tokens: &tessera_core::auth::Tokens) {
             tracing::warn!(error = %e, "signing key reload failed");
         }
     }
+}
+
+/// tessera's web pages, when `pages.enabled`. They log in with the cookie transport, so a
+/// server without it serves none (and says so).
+fn pages(config: &Config) -> Option<crate::http::pages::Pages> {
+    if !config.pages.enabled {
+        return None;
+    }
+    if !config.auth.transports.contains(&crate::config::Transport::Cookie) {
+        tracing::warn!("pages.enabled, but the pages need the cookie transport (auth.transports): not serving them");
+        return None;
+    }
+    Some(crate::http::pages::Pages::new(config.pages.title.trim(), config.auth.signup))
 }
 
 /// The domain service over the configured store; also what the CLI's admin commands use.

@@ -4,6 +4,7 @@
 pub mod cookies;
 pub mod extract;
 pub mod original;
+pub mod pages;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -27,9 +28,11 @@ use state::AppState;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The whole application; `pages` (when given) adds tessera's own web pages.
+pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> Router {
     use routes::*;
     Router::new()
+        .merge(pages::routes(pages))
         .route("/v1/accounts", post(accounts::sign_up))
         .route("/v1/login", post(login::login))
         .route("/v1/me", get(sessions::me))

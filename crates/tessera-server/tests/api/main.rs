@@ -23,6 +23,7 @@ mod login;
 mod logout;
 mod me_and_sessions;
 mod one_credential;
+mod pages;
 mod password;
 mod restart;
 mod throttle;
