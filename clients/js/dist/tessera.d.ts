@@ -76,6 +76,9 @@ export interface Options {
     name?: string;
     /** Origins the `fetch` wrapper sends credentials to, besides this page's and tessera's. */
     apiOrigins?: string[];
+    /** `false` when the server has no refresh tokens (session mode, or jwt mode with refresh
+     *  off), so a 401 is final at once; by default the client finds out on its first try. */
+    refresh?: boolean;
 }
 /** Stable error codes: the server's problem slugs, plus `network` and `http`. */
 export type ErrorCode = "network" | "invalid-request" | "invalid-credentials" | "unauthenticated" | "csrf" | "throttled" | "username-taken" | "signup-closed" | "not-found" | "unavailable" | "internal" | "http" | (string & {});

@@ -74,6 +74,9 @@ export interface Options {
   name?: string;
   /** Origins the `fetch` wrapper sends credentials to, besides this page's and tessera's. */
   apiOrigins?: string[];
+  /** `false` when the server has no refresh tokens (session mode, or jwt mode with refresh
+   *  off), so a 401 is final at once; by default the client finds out on its first try. */
+  refresh?: boolean;
 }
 
 /** Stable error codes: the server's problem slugs, plus `network` and `http`. */
@@ -149,7 +152,7 @@ export class Tessera extends EventTarget {
   #exp = 0;
   /** Bumped whenever new credentials arrive, here or from another tab. */
   #gen = 0;
-  #canRefresh = true;
+  #canRefresh: boolean;
   #timer?: ReturnType<typeof setTimeout>;
   #inflight?: Promise<boolean>;
   #leader = false;
@@ -160,6 +163,7 @@ export class Tessera extends EventTarget {
     super();
     this.#o = options;
     this.transport = options.transport ?? "cookie";
+    this.#canRefresh = options.refresh ?? true;
     this.#base = (options.baseUrl ?? location.origin).replace(/\/$/, "");
     const name = options.name ?? "tessera";
     if (typeof BroadcastChannel == "function") {
@@ -202,7 +206,11 @@ export class Tessera extends EventTarget {
     // about (and no 401 to log in the console of a signed-out visitor).
     if (!this.#csrfToken()) return null;
     try {
-      const me = await this.me();
+      // One attempt: a visitor is not signed in until the server says so, and a page that
+      // sends a signed-out user to a login page must not run a second round of retries.
+      const res = await this.#send("GET", "/v1/me", undefined, true, 0);
+      const me: Me = await res.json();
+      this.#fromMe(me, res);
       return this.user ?? me.user;
     } catch (e) {
       if (e instanceof TesseraError && e.status == 401) return null;
@@ -328,7 +336,7 @@ export class Tessera extends EventTarget {
   }
 
   /** A call to tessera's API; a 401 on an authenticated call refreshes once and retries. */
-  async #send(method: string, path: string, body?: unknown, auth = true): Promise<Response> {
+  async #send(method: string, path: string, body?: unknown, auth = true, retries?: number): Promise<Response> {
     const init: RequestInit = { method };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
@@ -339,7 +347,7 @@ export class Tessera extends EventTarget {
     let res = await go();
     let err = res.ok ? undefined : await toError(res);
     // A wrong current password (POST /v1/password) is a 401 too, but not about the session.
-    if (err?.status == 401 && err.code != "invalid-credentials" && auth && (await this.#refresh(gen, true))) {
+    if (err?.status == 401 && err.code != "invalid-credentials" && auth && (await this.#refresh(gen, true, retries))) {
       res = await go();
       err = res.ok ? undefined : await toError(res);
     }
@@ -372,7 +380,7 @@ export class Tessera extends EventTarget {
     this.#csrf = a.csrf_token;
     this.#exp = a.expires_in ? Date.now() + a.expires_in * 1000 : 0;
     // A bearer login without a refresh token (jwt mode, refresh off) simply ends at expiry.
-    this.#canRefresh = this.transport == "cookie" || !!a.refresh_token;
+    this.#canRefresh = this.#o.refresh != false && (this.transport == "cookie" || !!a.refresh_token);
     this.#gen++;
     this.#signedIn(a.user);
     if (tell) this.#tell();
@@ -439,7 +447,7 @@ export class Tessera extends EventTarget {
       if (m.tok) this.#tok = m.tok;
       this.#exp = m.exp;
       this.#gen = Math.max(this.#gen, m.gen) + 1;
-      this.#canRefresh = this.transport == "cookie" || !!m.tok?.refresh;
+      this.#canRefresh = this.#o.refresh != false && (this.transport == "cookie" || !!m.tok?.refresh);
       this.#signedIn(m.user);
       if (was) this.#emit("refreshed", { expiresAt: m.exp });
     }
@@ -463,7 +471,7 @@ export class Tessera extends EventTarget {
    * a cheap `GET /v1/me` tells whether another tab's refresh already replaced the cookie
    * (its message may not have arrived yet).
    */
-  #refresh(gen: number, after401: boolean): Promise<boolean> {
+  #refresh(gen: number, after401: boolean, retries = this.#o.retries ?? 3): Promise<boolean> {
     if (!this.#canRefresh || (this.#exp == 0 && this.user)) return Promise.resolve(false);
     return (this.#inflight ??= this.#locked(async () => {
       if (this.#gen != gen) return true;
@@ -474,7 +482,7 @@ export class Tessera extends EventTarget {
           return true;
         }
       }
-      return this.#rotate();
+      return this.#rotate(retries);
     }).finally(() => (this.#inflight = undefined)));
   }
 
@@ -484,8 +492,7 @@ export class Tessera extends EventTarget {
     return locks ? (locks.request(name, fn) as Promise<boolean>) : fn();
   }
 
-  async #rotate(): Promise<boolean> {
-    const retries = this.#o.retries ?? 3;
+  async #rotate(retries: number): Promise<boolean> {
     let err: TesseraError | undefined;
     for (let i = 0; i <= retries; i++) {
       if (i) await sleep(Math.min(30_000, Math.max((this.#o.backoff ?? 500) * 2 ** (i - 1), (err?.retryAfter ?? 0) * 1000)));

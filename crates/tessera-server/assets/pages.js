@@ -4,7 +4,8 @@ import { Tessera } from "/tessera.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
-const tessera = new Tessera();
+// The server says whether it has refresh tokens, so a 401 in session mode is final at once.
+const tessera = new Tessera({ refresh: body.dataset.refresh == "true" });
 const status = $("status");
 
 /** Shows `text` in `el` (an aria-live region), or hides it when empty. */

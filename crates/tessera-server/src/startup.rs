@@ -139,7 +139,12 @@ fn pages(config: &Config) -> Option<crate::http::pages::Pages> {
         tracing::warn!("pages.enabled, but the pages need the cookie transport (auth.transports): not serving them");
         return None;
     }
-    Some(crate::http::pages::Pages::new(config.pages.title.trim(), config.auth.signup))
+    let refresh = match config.auth.mode {
+        ModeSetting::Session => false,
+        ModeSetting::Jwt => config.refresh.enabled,
+        ModeSetting::Hybrid => true,
+    };
+    Some(crate::http::pages::Pages::new(config.pages.title.trim(), config.auth.signup, refresh))
 }
 
 /// The domain service over the configured store; also what the CLI's admin commands use.

@@ -52,14 +52,16 @@ pub struct Pages {
 }
 
 impl Pages {
-    /// The pages with `title` in their header; the sign-up page only when sign-up is open.
-    pub fn new(title: &str, signup: bool) -> Self {
+    /// The pages with `title` in their header; the sign-up page only when sign-up is open;
+    /// `refresh` tells the page script whether the server issues refresh tokens.
+    pub fn new(title: &str, signup: bool, refresh: bool) -> Self {
         let page = |name: &str, heading: &str, content: &str| {
             LAYOUT
                 .replace("{content}", content)
                 .replace("{page}", name)
                 .replace("{heading}", heading)
                 .replace("{signup}", if signup { "true" } else { "false" })
+                .replace("{refresh}", if refresh { "true" } else { "false" })
                 .replace("{title}", &escape(title))
         };
         Self {
@@ -232,7 +234,7 @@ mod tests {
 
     #[test]
     fn the_title_is_escaped() {
-        let pages = Pages::new("<b>\"Acme\"</b>", true);
+        let pages = Pages::new("<b>\"Acme\"</b>", true, false);
         assert!(pages.login.contains("&lt;b&gt;&quot;Acme&quot;&lt;/b&gt;"));
         assert!(!pages.login.contains("<b>"));
     }
