@@ -144,9 +144,11 @@ export declare class Tessera extends EventTarget {
     refresh(): Promise<boolean>;
     /**
      * `fetch` for the application's own API: sends the credential (bearer) or the CSRF token
-     * (cookie, unsafe methods), and on a 401 refreshes once and retries once. Credentials go
-     * only to this page's origin, tessera's, and `apiOrigins`. Rejects with a `network`
-     * TesseraError when no answer arrives; otherwise resolves with the Response, as `fetch`.
+     * (cookie, unsafe methods) and `Tessera-Transport`, and on a 401 refreshes once and retries
+     * once. Credentials go only to this page's origin, tessera's, and `apiOrigins` (which must
+     * allow the `Tessera-Transport` and `X-CSRF-Token` or `Authorization` headers in CORS).
+     * Rejects with a `network` TesseraError when no answer arrives; otherwise resolves with the
+     * Response, as `fetch`.
      * A body that is a stream cannot be sent twice: such requests are not retried.
      */
     fetch(input: string | URL, init?: RequestInit): Promise<Response>;

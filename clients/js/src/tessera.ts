@@ -282,9 +282,11 @@ export class Tessera extends EventTarget {
 
   /**
    * `fetch` for the application's own API: sends the credential (bearer) or the CSRF token
-   * (cookie, unsafe methods), and on a 401 refreshes once and retries once. Credentials go
-   * only to this page's origin, tessera's, and `apiOrigins`. Rejects with a `network`
-   * TesseraError when no answer arrives; otherwise resolves with the Response, as `fetch`.
+   * (cookie, unsafe methods) and `Tessera-Transport`, and on a 401 refreshes once and retries
+   * once. Credentials go only to this page's origin, tessera's, and `apiOrigins` (which must
+   * allow the `Tessera-Transport` and `X-CSRF-Token` or `Authorization` headers in CORS).
+   * Rejects with a `network` TesseraError when no answer arrives; otherwise resolves with the
+   * Response, as `fetch`.
    * A body that is a stream cannot be sent twice: such requests are not retried.
    */
   async fetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
@@ -315,7 +317,9 @@ export class Tessera extends EventTarget {
 
   async #raw(url: string, init: RequestInit, creds: boolean, api: boolean): Promise<Response> {
     const h = new Headers(init.headers);
-    if (api) h.set("Tessera-Transport", this.transport);
+    // tessera reads only the credential of the transport a request names (else the server's
+    // default), so every credentialed request names it — forward auth in front of an app too.
+    if (api || creds) h.set("Tessera-Transport", this.transport);
     if (creds && this.transport == "bearer") {
       const t = this.#tok.access ?? this.#tok.session;
       if (t) h.set("Authorization", "Bearer " + t);
