@@ -182,8 +182,11 @@ export class Tessera extends EventTarget {
         })
         .catch(() => {});
     } else this.#leader = true;
-    document.addEventListener("visibilitychange", () => this.#schedule());
+    document.addEventListener("visibilitychange", this.#wake);
   }
+
+  /** A tab coming back to the foreground checks its timer (background timers are throttled). */
+  #wake = () => this.#schedule();
 
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof EventMap>(type: K, fn: (detail: EventMap[K]) => void): () => void {
@@ -204,7 +207,7 @@ export class Tessera extends EventTarget {
     }
     // The CSRF cookie lives as long as the session: without it there is nothing to ask
     // about (and no 401 to log in the console of a signed-out visitor).
-    if (!this.#csrfToken()) return null;
+    if (new URL(this.#base).origin == location.origin && !this.#csrfToken()) return null;
     try {
       // One attempt: a visitor is not signed in until the server says so, and a page that
       // sends a signed-out user to a login page must not run a second round of retries.
@@ -304,6 +307,8 @@ export class Tessera extends EventTarget {
   /** Stops timers and leaves the tab group (for single-page apps that unmount). */
   stop(): void {
     clearTimeout(this.#timer);
+    document.removeEventListener("visibilitychange", this.#wake);
+    this.#leader = false;
     this.#resign?.();
     this.#chan?.close();
   }
@@ -461,8 +466,13 @@ export class Tessera extends EventTarget {
 
   #schedule() {
     clearTimeout(this.#timer);
-    if (!this.#leader || !this.user || !this.#exp || !this.#canRefresh) return;
+    if (!this.#leader || !this.user || !this.#exp) return;
     const left = this.#exp - Date.now();
+    if (!this.#canRefresh) {
+      // Nothing to refresh with (jwt mode, refresh off): the sign-in simply ends.
+      this.#timer = setTimeout(() => this.#signOut({ reason: "expired" }), Math.max(left, 0));
+      return;
+    }
     const margin = this.#o.refreshMargin ?? Math.min(60_000, Math.max(left, 0) / 4);
     const gen = this.#gen;
     this.#timer = setTimeout(() => void this.#refresh(gen, false), Math.max(left - margin, 0));
@@ -520,6 +530,12 @@ export class Tessera extends EventTarget {
         return true;
       }
       err = await toError(res);
+      if (res.status == 404) {
+        // This server has no refresh tokens: the credential lasts until it expires.
+        this.#canRefresh = false;
+        this.#schedule();
+        return false;
+      }
       if (res.status < 500) {
         this.#canRefresh = false;
         this.#signOut({ reason: "expired", error: err });

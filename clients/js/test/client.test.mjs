@@ -130,3 +130,30 @@ test("bearer transport: tokens stay in memory, shared with a second tab, never i
   assert.deepEqual(tessera.audit("refresh_reuse_detected"), []);
   await ctx.close();
 });
+
+test("jwt mode: with refresh the sign-in lasts; without, it ends at expiry with one signed-out", async () => {
+  for (const [refresh, lasts] of [["true", true], ["false", false]]) {
+    const tessera = await startTessera({ TESSERA_AUTH__MODE: "jwt", TESSERA_JWT__ACCESS_TTL: "2s", TESSERA_REFRESH__ENABLED: refresh });
+    const proxy = await startProxy(tessera);
+    const ctx = await newContext();
+    const page = await modulePage(ctx, proxy.origin);
+    await page.evaluate(async (password) => {
+      window.events = [];
+      window.t = new T.Tessera({ name: "jwt" });
+      t.on("signed-out", (d) => events.push(d.reason));
+      await t.signUp("hana", password);
+      await t.logIn("hana", password);
+    }, PASSWORD);
+    await sleep(3_500);
+    const seen = await page.evaluate(async () => ({ me: (await t.fetch("/v1/me")).status, events, user: t.user?.username ?? null }));
+    const refreshes = proxy.count("POST", "/v1/refresh").map((r) => r.status);
+    if (lasts) {
+      assert.deepEqual(seen, { me: 200, events: [], user: "hana" });
+      assert.ok(refreshes.length >= 1 && refreshes.every((s) => s == 200), "refreshed: " + refreshes);
+    } else {
+      assert.deepEqual(seen, { me: 401, events: ["expired"], user: null });
+      assert.ok(refreshes.every((s) => s == 404) && refreshes.length <= 2, "at most a probe or two: " + refreshes);
+    }
+    await ctx.close();
+  }
+});
