@@ -75,6 +75,7 @@ for (const mode of ["session", "hybrid"]) {
       if (mode == "session") await screenshot(page, "account");
       await page.getByRole("button", { name: /^Revoke session/ }).click();
       await page.waitForFunction(() => document.querySelectorAll("#sessions tbody tr").length == 1);
+      await page.waitForFunction(() => document.activeElement.id == "sessions-heading"); // focus stays in the list
       await otherPage.reload();
       await otherPage.waitForURL(/\/login\?return_to=%2Faccount$/);
 
@@ -212,9 +213,22 @@ describe("what a person is told", () => {
       await page.getByRole("button", { name: "Log out", exact: true }).click();
       await page.waitForURL(/\/login/);
     }
-    // Already signed in: /login goes straight on, to a same-origin return_to.
-    await logInThroughPage(page, origin, "dave");
+    // Keyboard only: the page focuses the username; Tab to the password, Enter submits.
+    await page.goto(origin + "/login");
+    await page.keyboard.type("dave");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press("Enter");
     await page.waitForURL(origin + "/account");
+    // On /account: Tab goes from the header link to the buttons, in reading order.
+    await page.getByText("Signed in as dave").waitFor();
+    const order = [];
+    for (let i = 0; i < 3; i++) {
+      await page.keyboard.press("Tab");
+      order.push(await page.evaluate(() => document.activeElement.textContent));
+    }
+    assert.deepEqual(order, ["tessera", "Log out", "Log out everywhere"]);
+    // Already signed in: /login goes straight on, to a same-origin return_to.
     await page.goto(origin + "/login?return_to=%2Fsignup%3Fnext");
     await page.waitForURL(origin + "/signup?next");
     assert.deepEqual(page.problems, []);

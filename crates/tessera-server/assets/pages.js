@@ -168,7 +168,10 @@ async function showSessions() {
     button.setAttribute("aria-label", (s.current ? "Log out this device: " : "Revoke session: ") + device(s.user_agent) + ", " + (s.ip ?? "unknown IP"));
     button.addEventListener("click", () => act(async () => {
       await tessera.revokeSession(s.id);
-      if (!s.current) await showSessions();
+      if (s.current) return;
+      await showSessions();
+      // The button is gone with its row: keep keyboard focus in the list, not on <body>.
+      $("sessions-heading").focus();
     }));
     action.append(button);
   }
