@@ -82,9 +82,9 @@ pub fn routes(pages: Option<Pages>) -> Router<AppState> {
         .route("/", get(root))
         .route("/login", get(move |q: ReturnQuery| async move { html(&login, return_to(q)) }))
         .route("/account", get(move || async move { html(&account, None) }))
-        .route("/_tessera/pages.js", get(|h: HeaderMap| async move { PAGES_SCRIPT.serve(&h) }))
-        .route("/_tessera/pages.css", get(|h: HeaderMap| async move { STYLES.serve(&h) }))
-        .route("/_tessera/icon.svg", get(|h: HeaderMap| async move { ICON.serve(&h) }));
+        .route("/tessera/pages.js", get(|h: HeaderMap| async move { PAGES_SCRIPT.serve(&h) }))
+        .route("/tessera/pages.css", get(|h: HeaderMap| async move { STYLES.serve(&h) }))
+        .route("/tessera/icon.svg", get(|h: HeaderMap| async move { ICON.serve(&h) }));
     if let Some(signup) = pages.signup {
         router = router.route("/signup", get(move |q: ReturnQuery| async move { html(&signup, return_to(q)) }));
     }

@@ -22,7 +22,7 @@ async fn pages_are_html_with_a_strict_policy() {
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
         assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
-        assert!(r.text.contains("<script type=\"module\" src=\"/_tessera/pages.js\">"), "{path}");
+        assert!(r.text.contains("<script type=\"module\" src=\"/tessera/pages.js\">"), "{path}");
     }
 }
 
@@ -67,7 +67,7 @@ async fn pages_carry_the_configured_title_and_hide_sign_up_when_it_is_closed() {
 #[tokio::test]
 async fn pages_can_be_turned_off_and_the_client_module_stays() {
     let app = spawn_app_with("[auth]\nmode = \"session\"\n[pages]\nenabled = false\n").await;
-    for path in ["/", "/login", "/signup", "/account", "/_tessera/pages.js"] {
+    for path in ["/", "/login", "/signup", "/account", "/tessera/pages.js"] {
         assert_eq!(app.send(app.get(path)).await.status, StatusCode::NOT_FOUND, "{path}");
     }
     assert_eq!(app.send(app.get("/tessera.js")).await.status, StatusCode::OK);
