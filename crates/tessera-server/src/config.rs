@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Password hashes computed at once; 0 = one per core.
     pub hash_concurrency: usize,
+    /// Origins (`https://auth.example.com`) whose pages may log in and send cookie-authenticated
+    /// unsafe requests. Empty: the origin each request names in `Host` (or a trusted proxy in
+    /// `X-Forwarded-Host`/`-Proto`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::secs(30),
             header_timeout: Duration::secs(10),
             hash_concurrency: 0,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -356,6 +361,12 @@ impl Config {
         let title = self.pages.title.trim();
         if title.is_empty() || title.chars().count() > 80 || title.chars().any(char::is_control) {
             return Err(invalid("pages.title", "1 to 80 characters, no control characters"));
+        }
+        if let Some(bad) = self.server.allowed_origins.iter().find(|o| crate::http::origin::parse_origin(o).is_none()) {
+            return Err(invalid(
+                "server.allowed_origins",
+                format!("{bad:?} is not an origin: write scheme://host[:port], http or https, no path"),
+            ));
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, JwtAlg, ModeSetting};
 use crate::http::cookies::CookiePolicy;
 use crate::http::extract::TrustedProxies;
+use crate::http::origin::OriginPolicy;
 use crate::http::state::{AppState, Shared};
 
 /// How long a login may wait for a free password-hashing slot before answering 503.
@@ -47,6 +48,8 @@ impl Application {
             cookies: CookiePolicy::new(&config.cookie, token_mode),
             transports: config.auth.transports.clone(),
             proxies: TrustedProxies { nets: config.trusted_proxies()?, header: config.server.proxy_header },
+            origins: OriginPolicy::new(&config.server.allowed_origins)
+                .map_err(|o| anyhow::anyhow!("server.allowed_origins: {o:?} is not an origin"))?,
             admin_key: (!config.admin.api_key.is_empty()).then(|| TokenHash::of(config.admin.api_key.as_bytes())),
         });
         let listener = TcpListener::bind(config.server.listen)

@@ -6,14 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, Method};
+use axum::http::{Extensions, HeaderMap, HeaderName, Method};
 use serde::de::DeserializeOwned;
 use tessera_core::{AuthError, Authenticated, ClientInfo, SessionToken};
 
 use super::cookies;
+pub use super::forwarded::{TrustedProxies, client_ip};
 use super::problem::ApiError;
 use super::state::AppState;
-use crate::config::{ProxyHeader, Transport};
+use crate::config::Transport;
 
 pub static CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
 pub static TRANSPORT_HEADER: HeaderName = HeaderName::from_static("tessera-transport");
@@ -63,14 +64,35 @@ pub async fn authenticate(state: &AppState, request: &CredentialRequest<'_>) -> 
             let ours = state.cookies.read(request.headers).map_err(ApiError::from)?;
             let raw = if state.auth.tokens().is_some() { ours.access } else { ours.session };
             let raw = raw.ok_or_else(ApiError::unauthenticated)?;
+            let unsafe_method = !request.method.is_safe();
+            if unsafe_method {
+                refuse_cross_site(state, request.headers, request.peer)?;
+            }
             let auth = check(state, raw).await?;
             // Browsers attach cookies to cross-site requests; only our own page can read the
             // CSRF token and echo it. Bearer tokens are never sent automatically.
-            if !request.method.is_safe() && !csrf_header_ok(request.headers, |v| state.auth.csrf_matches(&auth, v)) {
+            if unsafe_method && !csrf_header_ok(request.headers, |v| state.auth.csrf_matches(&auth, v)) {
                 return Err(AuthError::CsrfRejected.into());
             }
             Ok(Caller { auth, transport })
         }
+    }
+}
+
+/// 403 for a request another site's page made (see [`super::origin`]).
+pub fn refuse_cross_site(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<(), ApiError> {
+    if state.origins.is_cross_site(headers, peer, &state.proxies) { Err(ApiError::cross_site()) } else { Ok(()) }
+}
+
+/// Proof that a request does not come from another site's page; login and sign-up demand it,
+/// whatever the transport: another site must not log a browser into an account of its choice.
+pub struct NotCrossSite;
+
+impl FromRequestParts<AppState> for NotCrossSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        refuse_cross_site(state, &parts.headers, peer_ip(parts)).map(|()| NotCrossSite)
     }
 }
 
@@ -95,7 +117,12 @@ pub fn csrf_header_ok(headers: &HeaderMap, check: impl FnOnce(&str) -> bool) -> 
 
 /// The socket peer's address, when the connection recorded one.
 pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    peer_from(&parts.extensions)
+}
+
+/// [`peer_ip`] for a whole request, from its extensions.
+pub fn peer_from(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 /// The `Authorization` header, if there is exactly one. Two are refused: servers and proxies
@@ -176,64 +203,6 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
-/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
-/// the configured forwarding header is walked from the right (the entries our proxies
-/// appended) to the first address that is not itself a trusted proxy. Entries further left
-/// were written by the client and could say anything. Only one header is ever believed: if
-/// the mere presence of another could switch headers, a client could add it and pick its IP.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxies) -> IpAddr {
-    if !proxies.trusts(peer) {
-        return peer;
-    }
-    let mut chain = forwarded_chain(headers, proxies.header);
-    chain.reverse();
-    chain.into_iter().find(|ip| !proxies.trusts(*ip)).unwrap_or(peer)
-}
-
-/// Which proxies to believe, and through which header.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies {
-    pub nets: Vec<ipnet::IpNet>,
-    pub header: ProxyHeader,
-}
-
-impl TrustedProxies {
-    /// Whether `ip` is one of the proxies (an IPv4-mapped IPv6 peer counts as its IPv4).
-    pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.nets.iter().any(|net| net.contains(&ip.to_canonical()))
-    }
-}
-
-/// Addresses from the configured header, left to right.
-fn forwarded_chain(headers: &HeaderMap, header: ProxyHeader) -> Vec<IpAddr> {
-    let values = |name| headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
-    match header {
-        ProxyHeader::XForwardedFor => {
-            values("x-forwarded-for").into_iter().flat_map(|v| v.split(',')).filter_map(parse_node).collect()
-        }
-        ProxyHeader::Forwarded => values("forwarded")
-            .into_iter()
-            .flat_map(|v| v.split([',', ';']))
-            .filter_map(|part| {
-                let (k, v) = part.trim().split_once('=')?;
-                k.eq_ignore_ascii_case("for").then(|| parse_node(v))?
-            })
-            .collect(),
-    }
-}
-
-/// `192.0.2.1`, `"[2001:db8::1]:4711"`, `192.0.2.1:80` → the address.
-fn parse_node(raw: &str) -> Option<IpAddr> {
-    let s = raw.trim().trim_matches('"');
-    if let Ok(ip) = s.parse() {
-        return Some(ip);
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        return rest.split(']').next()?.parse().ok();
-    }
-    s.parse::<SocketAddr>().ok().map(|sa| sa.ip())
-}
-
 /// The transport a client asks for with `Tessera-Transport`, or the configured default.
 pub struct Requested(pub Transport);
 
@@ -262,46 +231,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn xff(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn forwarding_headers_are_ignored_from_untrusted_peers() {
-        let peer: IpAddr = "198.51.100.7".parse().unwrap();
-        assert_eq!(client_ip(peer, &xff("203.0.113.1"), &TrustedProxies::default()), peer);
-    }
-
-    #[test]
-    fn trusted_proxy_chain_is_walked_from_the_right() {
-        let trusted = TrustedProxies { nets: vec!["10.0.0.0/8".parse().unwrap()], header: ProxyHeader::XForwardedFor };
-        let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        // The client claims to be 1.1.1.1; our proxy 10.0.0.2 saw 203.0.113.9.
-        let h = xff("1.1.1.1, 203.0.113.9, 10.0.0.2");
-        assert_eq!(client_ip(peer, &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn rfc7239_forwarded_is_understood_when_configured() {
-        let trusted = TrustedProxies { nets: vec!["127.0.0.1/32".parse().unwrap()], header: ProxyHeader::Forwarded };
-        let mut h = xff("203.0.113.5");
-        h.insert("forwarded", HeaderValue::from_static("for=\"[2001:db8::1]:4711\";proto=https"));
-        let ip = client_ip("127.0.0.1".parse().unwrap(), &h, &trusted);
-        assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn a_client_added_forwarded_header_does_not_displace_x_forwarded_for() {
-        let trusted =
-            TrustedProxies { nets: vec!["127.0.0.1/32".parse().unwrap()], header: ProxyHeader::XForwardedFor };
-        let mut h = xff("203.0.113.7");
-        h.insert("forwarded", HeaderValue::from_static("for=10.66.1.1"));
-        assert_eq!(client_ip("127.0.0.1".parse().unwrap(), &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
-    }
 
     #[test]
     fn bearer_scheme_is_case_insensitive_and_needs_a_token() {

@@ -3,6 +3,8 @@
 
 pub mod cookies;
 pub mod extract;
+pub mod forwarded;
+pub mod origin;
 pub mod original;
 pub mod pages;
 pub mod problem;

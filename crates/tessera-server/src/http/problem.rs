@@ -65,6 +65,16 @@ impl ApiError {
         Self { detail: detail.into(), ..Self::invalid_token() }
     }
 
+    /// A cookie-authenticated unsafe request, or a login or sign-up, from another site.
+    pub fn cross_site() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "Cross-site request refused",
+            "this request comes from another site (Origin or Sec-Fetch-Site); only our own pages may send it",
+        )
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }

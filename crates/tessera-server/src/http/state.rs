@@ -18,6 +18,8 @@ pub struct Shared {
     /// Enabled transports; the first is the default.
     pub transports: Vec<Transport>,
     pub proxies: super::extract::TrustedProxies,
+    /// Whose pages may send cookie-authenticated unsafe requests and log in.
+    pub origins: super::origin::OriginPolicy,
     /// SHA-256 of the admin API key; `None` disables the admin endpoints.
     pub admin_key: Option<TokenHash>,
 }

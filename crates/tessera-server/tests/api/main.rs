@@ -18,6 +18,7 @@ mod audit;
 mod bad_input;
 mod cli;
 mod cookies_and_csrf;
+mod cross_site;
 mod forward_auth;
 mod login;
 mod logout;

@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use tessera_core::account::UserView;
 
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, NotCrossSite};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
@@ -17,6 +17,7 @@ pub struct SignUp {
 /// `POST /v1/accounts`
 pub async fn sign_up(
     State(state): State<AppState>,
+    _: NotCrossSite,
     ApiJson(body): ApiJson<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
     let account = state.auth.sign_up(&body.username, body.password).await?;

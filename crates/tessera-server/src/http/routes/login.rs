@@ -8,7 +8,7 @@ use tessera_core::IssuedSession;
 use tessera_core::account::UserView;
 
 use crate::config::Transport;
-use crate::http::extract::{ApiJson, Client, Requested};
+use crate::http::extract::{ApiJson, Client, NotCrossSite, Requested};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::http::views::{LoginAnswer, SessionSummary};
@@ -22,6 +22,7 @@ pub struct Login {
 /// `POST /v1/login`
 pub async fn login(
     State(state): State<AppState>,
+    _: NotCrossSite,
     Requested(transport): Requested,
     Client(client): Client,
     ApiJson(body): ApiJson<Login>,

@@ -12,7 +12,7 @@ use tessera_core::refresh::RefreshToken;
 use time::OffsetDateTime;
 
 use crate::config::Transport;
-use crate::http::extract::{ApiJson, Client, Requested, csrf_header_ok};
+use crate::http::extract::{ApiJson, Client, Requested, csrf_header_ok, peer_from, refuse_cross_site};
 use crate::http::problem::ApiError;
 use crate::http::routes::admin::Admin;
 use crate::http::routes::login::issue;
@@ -42,6 +42,7 @@ pub async fn refresh(
         }
         Transport::Cookie => {
             let raw = state.cookies.read(req.headers())?.refresh.ok_or_else(ApiError::unauthenticated)?;
+            refuse_cross_site(&state, req.headers(), peer_from(req.extensions()))?;
             // A cookie arrives by itself on cross-site requests: demand the CSRF token of the
             // session this refresh token belongs to.
             let sid = RefreshToken::parse(raw).map(|r| r.session_id).ok_or_else(ApiError::invalid_token)?;
