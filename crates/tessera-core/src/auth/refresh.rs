@@ -126,6 +126,23 @@ impl Auth {
         })
     }
 
+    /// Logout by a refresh token: a browser whose short-lived access cookie has expired still
+    /// holds its refresh cookie, and a logout must end the session by whatever it still holds.
+    /// Any genuine token of the family ends it (an older one too: it is ended all the same);
+    /// one that is not is [`AuthError::Unauthenticated`], and nothing changes.
+    pub async fn logout_refresh(&self, raw: &str) -> Result<(), AuthError> {
+        let presented = RefreshToken::parse(raw).ok_or(AuthError::Unauthenticated)?;
+        let (user, sid) = (presented.user_id, presented.session_id);
+        let session = self.store.session_fresh(&user, &sid).await?.ok_or(AuthError::Unauthenticated)?;
+        let state = session.refresh.ok_or(AuthError::Unauthenticated)?;
+        if matches!(self.judge(&presented, &state, self.now(), time::Duration::ZERO), Verdict::Unknown) {
+            return Err(AuthError::Unauthenticated);
+        }
+        self.end_session(&user, &sid).await?;
+        self.audit(AuditEvent::new(self.now(), AuditKind::Logout).user(user).session(sid)).await;
+        Ok(())
+    }
+
     /// RFC 7009 revocation of a refresh token: the whole family ends. Unknown tokens are
     /// ignored (the RFC wants 200 either way).
     pub async fn revoke_refresh(&self, raw: &str) -> Result<(), AuthError> {

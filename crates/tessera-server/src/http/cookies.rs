@@ -13,9 +13,6 @@ pub const SESSION: &str = "tessera-session";
 pub const ACCESS: &str = "tessera-access";
 pub const CSRF: &str = "tessera-csrf";
 pub const REFRESH: &str = "tessera-refresh";
-/// The refresh cookie goes only where it is needed: a stolen page request elsewhere never
-/// carries it. One cookie per path, since a cookie has one `Path`.
-pub const REFRESH_PATHS: [&str; 2] = ["/v1/refresh", "/v1/logout"];
 
 #[derive(Debug, Clone)]
 pub struct CookiePolicy {
@@ -41,8 +38,7 @@ impl CookiePolicy {
             session_name: format!("{prefix}{SESSION}"),
             access_name: format!("{prefix}{ACCESS}"),
             csrf_name: format!("{prefix}{CSRF}"),
-            // `__Host-` requires `Path=/`; the refresh cookie's narrower path allows only `__Secure-`.
-            refresh_name: format!("{}{REFRESH}", if config.secure { "__Secure-" } else { "" }),
+            refresh_name: format!("{prefix}{REFRESH}"),
             token_mode,
         }
     }
@@ -65,43 +61,44 @@ impl CookiePolicy {
 
     /// The access-token cookie: HttpOnly, like the session cookie.
     pub fn access(&self, value: &str, max_age: i64) -> HeaderValue {
-        self.build(&self.access_name, value, max_age, true)
+        self.build(&self.access_name, value, max_age, true, self.same_site)
     }
 
-    /// The refresh cookies, one per path in [`REFRESH_PATHS`].
-    pub fn refresh(&self, value: &str, max_age: i64) -> [HeaderValue; 2] {
-        REFRESH_PATHS.map(|path| self.build_at(&self.refresh_name, value, path, max_age, true))
+    /// The refresh cookie: HttpOnly and `SameSite=Strict` whatever `cookie.same_site` says, so
+    /// no request another site starts carries it, not even a top-level navigation. `__Host-`
+    /// with `Path=/` rather than a narrow path: a `__Secure-` cookie with a narrow path can be
+    /// planted or shadowed from a sibling subdomain, a `__Host-` one cannot. It is sent to
+    /// `/v1/refresh` and to `/v1/logout`, which ends the session by it once the access cookie
+    /// is gone.
+    pub fn refresh(&self, value: &str, max_age: i64) -> HeaderValue {
+        self.build(&self.refresh_name, value, max_age, true, "Strict")
     }
 
     /// The session cookie: HttpOnly, so a script (an XSS payload) cannot read it.
     pub fn session(&self, value: &str, max_age: i64) -> HeaderValue {
-        self.build(&self.session_name, value, max_age, true)
+        self.build(&self.session_name, value, max_age, true, self.same_site)
     }
 
     /// The CSRF cookie is readable by the page's scripts: that is how the page learns the value
     /// to echo in `X-CSRF-Token`.
     pub fn csrf(&self, value: &str, max_age: i64) -> HeaderValue {
-        self.build(&self.csrf_name, value, max_age, false)
+        self.build(&self.csrf_name, value, max_age, false, self.same_site)
     }
 
     /// Expires every cookie the mode sets.
     pub fn clear(&self) -> Vec<HeaderValue> {
-        let mut all = vec![self.build(&self.csrf_name, "", 0, false)];
+        let mut all = vec![self.csrf("", 0)];
         if self.token_mode {
-            all.push(self.build(&self.access_name, "", 0, true));
-            all.extend(self.refresh("", 0));
+            all.push(self.access("", 0));
+            all.push(self.refresh("", 0));
         } else {
-            all.push(self.build(&self.session_name, "", 0, true));
+            all.push(self.session("", 0));
         }
         all
     }
 
-    fn build(&self, name: &str, value: &str, max_age: i64, http_only: bool) -> HeaderValue {
-        self.build_at(name, value, "/", max_age, http_only)
-    }
-
-    fn build_at(&self, name: &str, value: &str, path: &str, max_age: i64, http_only: bool) -> HeaderValue {
-        let mut s = format!("{name}={value}; Path={path}; Max-Age={}", max_age.max(0));
+    fn build(&self, name: &str, value: &str, max_age: i64, http_only: bool, same_site: &str) -> HeaderValue {
+        let mut s = format!("{name}={value}; Path=/; Max-Age={}", max_age.max(0));
         if http_only {
             s.push_str("; HttpOnly");
         }
@@ -109,7 +106,7 @@ impl CookiePolicy {
             s.push_str("; Secure");
         }
         s.push_str("; SameSite=");
-        s.push_str(self.same_site);
+        s.push_str(same_site);
         // Values are base64url and names are ours, so the header is always valid.
         HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
@@ -218,6 +215,8 @@ mod tests {
         let c = p.session("v", 60);
         assert_eq!(c, "__Host-tessera-session=v; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Lax");
         assert_eq!(p.csrf("c", 60), "__Host-tessera-csrf=c; Path=/; Max-Age=60; Secure; SameSite=Lax");
+        let r = p.refresh("r", 60);
+        assert_eq!(r, "__Host-tessera-refresh=r; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Strict");
     }
 
     proptest! {

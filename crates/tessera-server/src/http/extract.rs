@@ -115,6 +115,17 @@ pub fn csrf_header_ok(headers: &HeaderMap, check: impl FnOnce(&str) -> bool) -> 
     }
 }
 
+/// The socket peer's address, as an extractor.
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(peer_ip(parts)))
+    }
+}
+
 /// The socket peer's address, when the connection recorded one.
 pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
     peer_from(&parts.extensions)

@@ -1,6 +1,7 @@
 //! The cookie transport in the token modes: the access cookie (`__Host-`), the refresh cookie
-//! (`__Secure-`, one per narrow path), the script-readable CSRF cookie, credentials never in
-//! the body, CSRF on unsafe methods and on refresh, and cookies cleared at logout.
+//! (`__Host-`, `Path=/`, `SameSite=Strict`), the script-readable CSRF cookie, credentials never
+//! in the body, CSRF on unsafe methods and on refresh, and a logout that ends the session by
+//! whichever cookie is left, clearing them all.
 
 use serde_json::Value;
 
@@ -19,20 +20,23 @@ struct Jar {
 impl Jar {
     fn from_reply(reply: &Reply) -> Jar {
         reply.assert_status(200);
-        let refresh = refresh_cookies(reply);
-        assert_eq!(refresh.len(), 2, "the refresh cookie is set once per path: {:?}", reply.headers);
         Jar {
             access: reply.set_cookie(ACCESS_COOKIE).value,
-            refresh: refresh[0].value.clone(),
+            refresh: reply.set_cookie(REFRESH_COOKIE).value,
             csrf: reply.set_cookie(CSRF_COOKIE).value,
             body: reply.json(),
         }
     }
 
-    /// The `Cookie` header a browser sends to every path (the refresh cookie only goes to
-    /// its two paths, so it is left out here).
+    /// The `Cookie` header a browser sends with a same-site request while the access token
+    /// lives.
     fn page_cookies(&self) -> String {
-        format!("{ACCESS_COOKIE}={}; {CSRF_COOKIE}={}", self.access, self.csrf)
+        format!("{ACCESS_COOKIE}={}; {REFRESH_COOKIE}={}; {CSRF_COOKIE}={}", self.access, self.refresh, self.csrf)
+    }
+
+    /// What the browser still sends once the access cookie has expired.
+    fn without_access(&self) -> String {
+        format!("{REFRESH_COOKIE}={}; {CSRF_COOKIE}={}", self.refresh, self.csrf)
     }
 }
 
@@ -68,18 +72,14 @@ async fn cookie_login_sets_access_refresh_and_csrf_cookies_and_no_tokens_in_the_
     assert_eq!(access.attr("samesite"), Some(Some("Lax")), "{access:?}");
     assert_eq!(header_of(&access.value)["typ"], "at+jwt", "the access cookie carries the JWT");
 
-    let refresh = refresh_cookies(&reply);
-    let mut paths: Vec<&str> = refresh.iter().map(|c| c.attr("path").flatten().expect("a Path")).collect();
-    paths.sort_unstable();
-    assert_eq!(paths, ["/v1/logout", "/v1/refresh"], "{refresh:?}");
-    for c in &refresh {
-        assert_eq!(c.value, refresh[0].value, "both refresh cookies carry the same token");
-        assert!(c.has_flag("httponly") && c.has_flag("secure"), "{c:?}");
-        assert_eq!(c.attr("samesite"), Some(Some("Lax")), "{c:?}");
-        assert_eq!(c.attr("domain"), None, "{c:?}");
-        assert!(c.max_age() > 0, "{c:?}");
-    }
-    assert!(!refresh[0].value.contains('.'), "the refresh cookie holds the opaque refresh token");
+    // A __Secure- cookie with a narrow Path could be planted or shadowed from a sibling
+    // subdomain; a __Host- one with Path=/ cannot. Strict: no other site's request carries it.
+    let refresh = reply.set_cookie(REFRESH_COOKIE);
+    refresh.assert_host_prefix_rules();
+    assert!(refresh.has_flag("httponly"), "{refresh:?}");
+    assert_eq!(refresh.attr("samesite"), Some(Some("Strict")), "{refresh:?}");
+    assert!(refresh.max_age() > 0, "{refresh:?}");
+    assert!(!refresh.value.contains('.'), "the refresh cookie holds the opaque refresh token");
 
     let csrf = reply.set_cookie(CSRF_COOKIE);
     csrf.assert_host_prefix_rules();
@@ -171,21 +171,68 @@ async fn cookie_logout_clears_access_refresh_and_csrf_cookies() {
     let app = spawn_hybrid().await;
     app.create_user("alice").await;
     let (_, jar) = login_cookie(&app).await;
-    let cookies = format!("{}; {REFRESH_COOKIE}={}", jar.page_cookies(), jar.refresh);
-    let reply = app.send(app.post("/v1/logout").header("cookie", cookies).header("x-csrf-token", &jar.csrf)).await;
+    let reply = app.send(app.post("/v1/logout").header("cookie", jar.page_cookies()).csrf(&jar.csrf)).await;
     reply.assert_status(204);
-    let cleared = reply.set_cookies();
-    for name in [ACCESS_COOKIE, CSRF_COOKIE] {
+    assert_cleared(&reply);
+    app.refresh_cookie(&jar.refresh, Some(&jar.csrf)).await.assert_invalid_token();
+    app.send(app.get("/v1/me").header("cookie", jar.page_cookies())).await.assert_invalid_token();
+}
+
+fn assert_cleared(reply: &Reply) {
+    for name in [ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE] {
         let c = reply.set_cookie(name);
         assert_eq!(c.max_age(), 0, "{name} is expired: {c:?}");
         assert_eq!(c.value, "", "{name} is emptied: {c:?}");
+        // A browser ignores a __Host- Set-Cookie that lacks these, so the old cookie would stay.
+        c.assert_host_prefix_rules();
     }
-    let refresh: Vec<&SetCookie> = cleared.iter().filter(|c| c.name == REFRESH_COOKIE).collect();
-    assert_eq!(refresh.len(), 2, "both refresh cookies are cleared, each on its own path: {cleared:?}");
-    for c in refresh {
-        assert_eq!(c.max_age(), 0, "{c:?}");
-    }
+}
+
+#[tokio::test]
+async fn logout_with_only_the_refresh_cookie_ends_the_session_and_clears_the_cookies() {
+    // The access cookie expires after minutes, the refresh cookie after weeks: a logout must
+    // work with what the browser still holds, or the refresh token outlives it.
+    let app = spawn_hybrid().await;
+    app.create_user("alice").await;
+    let (_, jar) = login_cookie(&app).await;
+    app.advance(time::Duration::minutes(6));
+    let reply = app.send(app.post("/v1/logout").header("cookie", jar.without_access()).csrf(&jar.csrf)).await;
+    reply.assert_status(204);
+    assert_cleared(&reply);
     app.refresh_cookie(&jar.refresh, Some(&jar.csrf)).await.assert_invalid_token();
+    assert!(app.audit_kinds().await.iter().any(|k| k == "logout"), "the logout is audited");
+}
+
+#[tokio::test]
+async fn logout_by_refresh_cookie_needs_the_sessions_csrf_token_from_our_own_site() {
+    let app = spawn_hybrid().await;
+    app.create_user("alice").await;
+    let (_, jar) = login_cookie(&app).await;
+    let (_, other) = login_cookie(&app).await;
+    let logout = || app.post("/v1/logout").header("cookie", jar.without_access());
+    app.send(logout()).await.assert_problem(403, "csrf");
+    app.send(logout().csrf(&other.csrf)).await.assert_problem(403, "csrf");
+    app.send(logout().csrf("not-a-csrf-token")).await.assert_problem(403, "csrf");
+    app.send(logout().csrf(&jar.csrf).header("origin", "https://evil.example")).await.assert_problem(403, "csrf");
+    // A well-formed refresh token for alice's session that is not genuine ends nothing.
+    let parsed = tessera_core::refresh::RefreshToken::parse(&jar.refresh).expect("a refresh token");
+    let forged = tessera_core::refresh::RefreshToken::first(parsed.user_id, parsed.session_id).encode();
+    let forged = format!("{REFRESH_COOKIE}={forged}; {CSRF_COOKIE}={}", jar.csrf);
+    app.send(app.post("/v1/logout").header("cookie", forged).csrf(&jar.csrf)).await.assert_invalid_token();
+    // Nothing happened: both sessions still refresh.
+    app.refresh_cookie(&jar.refresh, Some(&jar.csrf)).await.assert_status(200);
+    app.refresh_cookie(&other.refresh, Some(&other.csrf)).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn a_stale_refresh_cookie_still_logs_its_session_out() {
+    let app = spawn_hybrid().await;
+    app.create_user("alice").await;
+    let (_, jar) = login_cookie(&app).await;
+    let next = Jar::from_reply(&app.refresh_cookie(&jar.refresh, Some(&jar.csrf)).await);
+    let stale = format!("{REFRESH_COOKIE}={}; {CSRF_COOKIE}={}", jar.refresh, jar.csrf);
+    app.send(app.post("/v1/logout").header("cookie", stale).csrf(&jar.csrf)).await.assert_status(204);
+    app.refresh_cookie(&next.refresh, Some(&next.csrf)).await.assert_invalid_token();
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use crate::forge;
 use crate::helpers::{Reply, TestApp, WithCookies, bare_tessera, run_cmd, spawn_token_app};
 
 pub const ACCESS_COOKIE: &str = "__Host-tessera-access";
-pub const REFRESH_COOKIE: &str = "__Secure-tessera-refresh";
+pub const REFRESH_COOKIE: &str = "__Host-tessera-refresh";
 
 pub const ADMIN_KEY: &str = "token-suite-admin-key-0123456789abcdef";
 

@@ -79,9 +79,7 @@ fn issue_inner(state: &AppState, issued: &IssuedSession, transport: Transport, s
                 headers.append(SET_COOKIE, cookies.access(&a.token, (a.expires_at - now).whole_seconds()));
             }
             if let Some(r) = &issued.refresh {
-                for c in cookies.refresh(&r.encode(), session_left.unwrap_or(0)) {
-                    headers.append(SET_COOKIE, c);
-                }
+                headers.append(SET_COOKIE, cookies.refresh(&r.encode(), session_left.unwrap_or(0)));
             }
             let csrf_left = session_left.or(access.map(|a| (a.expires_at - now).whole_seconds())).unwrap_or(0);
             headers.append(SET_COOKIE, cookies.csrf(&issued.csrf, csrf_left));

@@ -1,14 +1,18 @@
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_core::SessionId;
 use tessera_core::account::UserView;
+use tessera_core::refresh::RefreshToken;
+use tessera_core::{AuthError, SessionId};
 use time::OffsetDateTime;
 
 use crate::config::Transport;
-use crate::http::extract::Caller;
+use crate::http::extract::{
+    Caller, CredentialRequest, Peer, authenticate, authorization, csrf_header_ok, refuse_cross_site,
+    requested_transport,
+};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::http::views::SessionView;
@@ -72,8 +76,31 @@ pub async fn revoke(
     Ok(no_content(&state, caller.transport, ended_own))
 }
 
-/// `POST /v1/logout`
-pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+/// `POST /v1/logout`: ends the session by whichever credential the client still holds. With
+/// the cookie transport in the modes with refresh tokens, that is the refresh cookie when it is
+/// there: the access cookie lives minutes, the refresh cookie weeks, and a logout that needed
+/// the former would leave the latter working. Its CSRF token is the session's, as for refresh.
+pub async fn logout(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Peer(peer): Peer,
+) -> Result<Response, ApiError> {
+    let request = CredentialRequest { method: &method, headers: &headers, peer };
+    let has_refresh = state.auth.tokens().is_some_and(|t| t.policy().refresh.is_some());
+    if has_refresh && requested_transport(&headers, &state.transports)? == Transport::Cookie {
+        authorization(&headers)?;
+        if let Some(raw) = state.cookies.read(&headers)?.refresh {
+            refuse_cross_site(&state, &headers, peer)?;
+            let sid = RefreshToken::parse(raw).map(|r| r.session_id).ok_or_else(ApiError::invalid_token)?;
+            if !csrf_header_ok(&headers, |v| state.auth.csrf_matches_session(&sid, v)) {
+                return Err(AuthError::CsrfRejected.into());
+            }
+            state.auth.logout_refresh(raw).await?;
+            return Ok(no_content(&state, Transport::Cookie, true));
+        }
+    }
+    let caller = authenticate(&state, &request).await?;
     state.auth.logout(&caller.auth).await?;
     Ok(no_content(&state, caller.transport, true))
 }
