@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::HeaderValue;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE, X_CONTENT_TYPE_OPTIONS};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -59,6 +60,7 @@ pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::P
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        .layer(middleware::map_response(secure_headers))
 }
 
 /// Limits every request passes (one middleware, not two: this runs on every request).
@@ -72,4 +74,18 @@ async fn guard(limit: Duration, req: Request, next: Next) -> Response {
         return ApiError::headers_too_large().into_response();
     }
     tokio::time::timeout(limit, next.run(req)).await.unwrap_or_else(|_| ApiError::request_timeout().into_response())
+}
+
+/// Answers carry credentials (login, refresh, password change) or personal data (`/v1/me`,
+/// `/v1/sessions`, introspection): no cache, shared or private, may keep them. `no-store`
+/// is the default for everything; an answer meant to be cached (the JWKS) says so itself.
+/// `nosniff` everywhere: a browser must never guess a type and run a JSON body as script.
+/// The outermost layer, so answers to panics and to refused requests carry them too.
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }

@@ -26,6 +26,7 @@ mod me_and_sessions;
 mod one_credential;
 mod pages;
 mod password;
+mod response_headers;
 mod restart;
 mod throttle;
 mod timeouts;
