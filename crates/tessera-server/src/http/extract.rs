@@ -10,10 +10,10 @@ use axum::http::{Extensions, HeaderMap, HeaderName, Method};
 use serde::de::DeserializeOwned;
 use tessera_core::{AuthError, Authenticated, ClientInfo, SessionToken};
 
-use super::cookies;
 pub use super::forwarded::{TrustedProxies, client_ip};
 use super::problem::ApiError;
 use super::state::AppState;
+use super::{content_type, cookies};
 use crate::config::Transport;
 
 pub static CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
@@ -232,6 +232,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !content_type::is(req.headers(), content_type::JSON) {
+            return Err(ApiError::unsupported_media_type());
+        }
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(v)| ApiJson(v))

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, cookies, problem+json, and the limits every request
 //! passes through (body size, header size, time).
 
+pub mod content_type;
 pub mod cookies;
 pub mod extract;
 pub mod forwarded;

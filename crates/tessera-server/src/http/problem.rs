@@ -75,6 +75,15 @@ impl ApiError {
         )
     }
 
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as application/json, charset utf-8 or none (application/x-www-form-urlencoded for the RFC 7009/7662 endpoints)",
+        )
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }
@@ -126,12 +135,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => {
                 Self::new(status, "payload-too-large", "Payload too large", "the request body exceeds 64 KiB")
             }
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
-                status,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the body as application/json (application/x-www-form-urlencoded for the RFC 7009/7662 endpoints)",
-            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(),
             _ => Self::bad_request(body_text),
         }
     }

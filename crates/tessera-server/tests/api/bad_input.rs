@@ -96,6 +96,37 @@ async fn non_json_content_type_is_415() {
 }
 
 #[tokio::test]
+async fn json_like_content_types_and_other_charsets_are_415() {
+    // Before: axum took any application/*+json and ignored the charset.
+    let app = spawn_app().await;
+    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
+    for ct in [
+        "application/json; charset=utf-16",
+        "application/json; charset=iso-8859-1",
+        "application/vnd.api+json",
+        "application/problem+json",
+        "text/json",
+        "application/x-json",
+    ] {
+        for path in ["/v1/accounts", "/v1/login"] {
+            post_raw(&app, path, ct, body.clone()).await.assert_problem(415, "unsupported-media-type");
+        }
+    }
+    post_raw(&app, "/v1/accounts", "application/json", body).await.assert_status(201);
+}
+
+#[tokio::test]
+async fn the_rfc_endpoints_take_only_form_bodies() {
+    let app = spawn_app().await;
+    for ct in ["application/x-www-form-urlencoded; charset=utf-16", "multipart/form-data", "text/plain"] {
+        post_raw(&app, "/v1/revoke", ct, "token=abc").await.assert_problem(415, "unsupported-media-type");
+    }
+    post_raw(&app, "/v1/revoke", "application/x-www-form-urlencoded; charset=UTF-8", "token=abc")
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
 async fn missing_content_type_is_415() {
     let app = spawn_app().await;
     let body = json!({"username": "alice", "password": PASSWORD}).to_string();

@@ -12,6 +12,7 @@ use tessera_core::refresh::RefreshToken;
 use time::OffsetDateTime;
 
 use crate::config::Transport;
+use crate::http::content_type;
 use crate::http::extract::{ApiJson, Client, Requested, csrf_header_ok, peer_from, refuse_cross_site};
 use crate::http::problem::ApiError;
 use crate::http::routes::admin::Admin;
@@ -148,6 +149,9 @@ impl FromRequest<AppState> for FormBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        if !content_type::is(req.headers(), content_type::FORM) {
+            return Err(ApiError::unsupported_media_type());
+        }
         Form::<TokenForm>::from_request(req, state)
             .await
             .map(|Form(f)| FormBody(f))
