@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
 use crate::duration::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
+    #[error("configuration: {}", without_source_lines(&.0.to_string()))]
     Parse(#[from] Box<figment::Error>),
     #[error("configuration: {key}: {message}")]
     Invalid { key: &'static str, message: String },
@@ -21,6 +21,75 @@ pub enum ConfigError {
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key, message: message.into() }
+}
+
+/// A TOML syntax error quotes the offending line (`3 | api_key = 0123`), and that line may hold
+/// a secret: the quoted lines are left out, the position and the reason stay.
+fn without_source_lines(message: &str) -> String {
+    let quoted = |line: &str| {
+        let t = line.trim_start();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && t[digits..].trim_start().starts_with('|')
+    };
+    message.lines().filter(|l| !quoted(l)).collect::<Vec<_>>().join("\n")
+}
+
+/// Settings whose environment value is taken as written. figment reads other environment
+/// values as TOML-like values, which would turn an admin key `0123` into the number 123.
+const RAW_ENV_KEYS: [&str; 2] = ["admin.api_key", "jwt.seal_key"];
+
+/// A secret setting. Written as a TOML string or a bare integer (kept as its digits), never
+/// shown: its `Debug` prints `[redacted]`, and no error message quotes it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            // Anything else would not come back as written (1.50 is 1.5): say so, without it.
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom("write this secret as a string, in quotes"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom("write this secret as a string, in quotes"))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -179,7 +248,7 @@ pub struct JwtConfig {
     pub jwks_max_age: Duration,
     /// 32 bytes, base64url: seals private signing keys at rest (AES-256-GCM). Best given as
     /// `TESSERA_JWT__SEAL_KEY` in the environment. Empty = keys stored unsealed.
-    pub seal_key: String,
+    pub seal_key: Secret,
 }
 
 impl Default for JwtConfig {
@@ -191,7 +260,7 @@ impl Default for JwtConfig {
             access_ttl: Duration::secs(300),
             leeway: Duration::secs(30),
             jwks_max_age: Duration::secs(60),
-            seal_key: String::new(),
+            seal_key: Secret::default(),
         }
     }
 }
@@ -271,7 +340,7 @@ impl Default for CookieConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Empty disables the admin endpoints. Never logged.
-    pub api_key: String,
+    pub api_key: Secret,
 }
 
 /// tessera's own web pages (`/login`, `/signup`, `/account`).
@@ -300,7 +369,12 @@ impl Config {
             None if default_file.exists() => figment = figment.merge(Toml::file_exact(default_file)),
             None => {}
         }
-        figment = figment.merge(Env::prefixed("TESSERA_").split("__"));
+        let env = || Env::prefixed("TESSERA_").split("__");
+        let raw = |key: &str| RAW_ENV_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k));
+        figment = figment.merge(env().filter(move |k| !raw(k.as_str())));
+        for (key, value) in env().iter().filter(|(k, _)| raw(k.as_str())) {
+            figment = figment.merge(Serialized::default(&key.as_str().to_ascii_lowercase(), value));
+        }
         Self::extract(figment)
     }
 
@@ -347,6 +421,13 @@ impl Config {
         {
             return Err(invalid("store.redis_prefix", "letters, digits and - _ . : only, not empty"));
         }
+        for (key, value, max, written) in
+            DURATION_LIMITS.map(|(key, max, written)| (key, self.duration(key), max, written))
+        {
+            if value.as_std() > max.as_std() {
+                return Err(invalid(key, format!("at most {written}")));
+            }
+        }
         positive("session.idle_timeout", self.session.idle_timeout)?;
         positive("session.absolute_timeout", self.session.absolute_timeout)?;
         positive("jwt.access_ttl", self.jwt.access_ttl)?;
@@ -354,10 +435,24 @@ impl Config {
         positive("server.request_timeout", self.server.request_timeout)?;
         positive("server.header_timeout", self.server.header_timeout)?;
         positive("revocation.max_staleness", self.revocation.max_staleness)?;
-        if self.jwt.leeway.as_std() > std::time::Duration::from_secs(60) {
-            return Err(invalid("jwt.leeway", "at most 60s"));
+        if self.trusted_proxies()?.iter().any(|net| net.prefix_len() == 0) {
+            return Err(invalid(
+                "server.trusted_proxies",
+                "0.0.0.0/0 or ::/0 would let every client name its own IP (and dodge the per-IP limits); list your proxies",
+            ));
         }
-        self.trusted_proxies()?;
+        let refresh_on = match self.auth.mode {
+            ModeSetting::Hybrid => true,
+            ModeSetting::Jwt => self.refresh.enabled,
+            ModeSetting::Session => false,
+        };
+        if refresh_on && self.refresh.reuse_grace.as_std() >= self.jwt.access_ttl.as_std() {
+            return Err(invalid(
+                "refresh.reuse_grace",
+                "must be shorter than jwt.access_ttl: a client refreshes about once per access token, so a longer grace \
+                 would let a stolen refresh token follow the family forever without ever counting as reuse",
+            ));
+        }
         let title = self.pages.title.trim();
         if title.is_empty() || title.chars().count() > 80 || title.chars().any(char::is_control) {
             return Err(invalid("pages.title", "1 to 80 characters, no control characters"));
@@ -371,12 +466,54 @@ impl Config {
         Ok(())
     }
 
+    /// The value of a duration setting named in [`DURATION_LIMITS`].
+    fn duration(&self, key: &str) -> Duration {
+        match key {
+            "server.request_timeout" => self.server.request_timeout,
+            "server.header_timeout" => self.server.header_timeout,
+            "session.idle_timeout" => self.session.idle_timeout,
+            "session.absolute_timeout" => self.session.absolute_timeout,
+            "jwt.access_ttl" => self.jwt.access_ttl,
+            "jwt.leeway" => self.jwt.leeway,
+            "jwt.jwks_max_age" => self.jwt.jwks_max_age,
+            "refresh.ttl" => self.refresh.ttl,
+            "refresh.reuse_grace" => self.refresh.reuse_grace,
+            "revocation.max_staleness" => self.revocation.max_staleness,
+            _ => Duration::secs(0),
+        }
+    }
+
+    /// Settings that start but deserve a loud warning: each is right somewhere (a plain-HTTP
+    /// test network), and wrong in production. `(key, why)`.
+    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+        let mut found = Vec::new();
+        if !self.cookie.secure && !self.server.listen.ip().is_loopback() {
+            found.push((
+                "cookie.secure",
+                format!(
+                    "false on {}, which is not a loopback address: cookies travel in clear text and lose the \
+                     __Host- prefix that stops other subdomains from planting them; use it only on a test network",
+                    self.server.listen
+                ),
+            ));
+        }
+        if !self.admin.api_key.is_empty() && self.admin.api_key.expose().len() < MIN_ADMIN_KEY {
+            found.push((
+                "admin.api_key",
+                format!(
+                    "shorter than {MIN_ADMIN_KEY} characters: use a long random key, e.g. 32 random bytes in base64"
+                ),
+            ));
+        }
+        found
+    }
+
     /// The decoded `jwt.seal_key`, if one is set and valid.
     pub fn seal_key(&self) -> Result<Option<[u8; 32]>, ConfigError> {
         if self.jwt.seal_key.is_empty() {
             return Ok(None);
         }
-        tessera_core::secret::b64_decode_exact::<32>(self.jwt.seal_key.trim())
+        tessera_core::secret::b64_decode_exact::<32>(self.jwt.seal_key.expose().trim())
             .map(Some)
             .ok_or_else(|| invalid("jwt.seal_key", "expected 32 bytes in base64url (43 characters)"))
     }
@@ -405,6 +542,24 @@ impl Config {
             .collect()
     }
 }
+
+/// The largest value of every duration setting. Beyond them the date arithmetic of a login
+/// would overflow (`3000000d` made every login a 500), and long before that a value is a typo.
+const DURATION_LIMITS: [(&str, Duration, &str); 10] = [
+    ("server.request_timeout", Duration::secs(3600), "1h"),
+    ("server.header_timeout", Duration::secs(3600), "1h"),
+    ("session.idle_timeout", Duration::days(3650), "3650d"),
+    ("session.absolute_timeout", Duration::days(3650), "3650d"),
+    ("jwt.access_ttl", Duration::days(1), "1d"),
+    ("jwt.leeway", Duration::secs(60), "60s"),
+    ("jwt.jwks_max_age", Duration::days(7), "7d"),
+    ("refresh.ttl", Duration::days(3650), "3650d"),
+    ("refresh.reuse_grace", Duration::secs(3600), "1h"),
+    ("revocation.max_staleness", Duration::secs(3600), "1h"),
+];
+
+/// Below this an admin key is worth a warning.
+const MIN_ADMIN_KEY: usize = 32;
 
 fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.as_std().is_zero() { Err(invalid(key, "must be more than 0s")) } else { Ok(()) }
@@ -487,5 +642,67 @@ mod tests {
         }
         let both = "[store]\npostgres_url = \"postgres://db/t\"\nredis_url = \"redis://cache\"";
         assert!(Config::from_toml(both).unwrap().store.is_distributed());
+    }
+
+    #[test]
+    fn every_duration_is_bounded_with_an_error_naming_the_key() {
+        for (key, _, written) in DURATION_LIMITS {
+            let (section, name) = key.split_once('.').unwrap();
+            let toml = format!("[{section}]\n{name} = \"3000000d\"");
+            let e = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(written), "{key}: {e}");
+        }
+        let at_limit = "[session]\nidle_timeout = \"3650d\"\nabsolute_timeout = \"3650d\"\n[refresh]\nttl = \"3650d\"";
+        Config::from_toml(at_limit).unwrap();
+    }
+
+    #[test]
+    fn trusting_every_address_as_a_proxy_is_refused() {
+        for net in ["0.0.0.0/0", "::/0"] {
+            let e = Config::from_toml(&format!("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"{net}\"]")).unwrap_err();
+            assert!(e.to_string().contains("server.trusted_proxies"), "{e}");
+        }
+        Config::from_toml("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+    }
+
+    #[test]
+    fn a_reuse_grace_as_long_as_the_access_token_is_refused_where_refresh_is_on() {
+        let grace = "[jwt]\naccess_ttl = \"1m\"\n[refresh]\nreuse_grace = \"1m\"\n";
+        for mode in ["hybrid", "jwt"] {
+            let e = Config::from_toml(&format!("[auth]\nmode = \"{mode}\"\n{grace}")).unwrap_err().to_string();
+            assert!(e.contains("refresh.reuse_grace"), "{mode}: {e}");
+        }
+        Config::from_toml(&format!("[auth]\nmode = \"session\"\n{grace}")).unwrap();
+        Config::from_toml(&format!("[auth]\nmode = \"jwt\"\n{grace}enabled = false\n")).unwrap();
+    }
+
+    #[test]
+    fn insecure_cookies_off_loopback_and_short_admin_keys_start_with_warnings() {
+        let quiet =
+            Config::from_toml("[cookie]\nsecure = false\n[admin]\napi_key = \"0123456789abcdef0123456789abcdef\"")
+                .unwrap();
+        assert!(quiet.warnings().is_empty(), "{:?}", quiet.warnings());
+        let loud = Config::from_toml(
+            "[server]\nlisten = \"0.0.0.0:8080\"\n[cookie]\nsecure = false\n[admin]\napi_key = \"short\"",
+        )
+        .unwrap();
+        let keys: Vec<&str> = loud.warnings().iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["cookie.secure", "admin.api_key"]);
+    }
+
+    #[test]
+    fn a_numeric_admin_key_is_its_digits_and_no_error_quotes_a_secret() {
+        let c = Config::from_toml("[admin]\napi_key = 123456789012345678").unwrap();
+        assert_eq!(c.admin.api_key.expose(), "123456789012345678");
+        assert_eq!(format!("{:?}", c.admin), "AdminConfig { api_key: [redacted] }");
+        for (toml, secret) in [
+            ("[admin]\napi_key = 0123987\n", "0123987"),
+            ("[admin]\napi_key = 31.4159\n", "31.4159"),
+            ("[admin]\napi_key = \"unterminated-9876\n", "9876"),
+            ("[jwt]\nseal_key = 98765.4321\n", "98765"),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(!e.contains(secret), "the error quotes the secret: {e}");
+        }
     }
 }

@@ -50,7 +50,8 @@ impl Application {
             proxies: TrustedProxies { nets: config.trusted_proxies()?, header: config.server.proxy_header },
             origins: OriginPolicy::new(&config.server.allowed_origins)
                 .map_err(|o| anyhow::anyhow!("server.allowed_origins: {o:?} is not an origin"))?,
-            admin_key: (!config.admin.api_key.is_empty()).then(|| TokenHash::of(config.admin.api_key.as_bytes())),
+            admin_key: (!config.admin.api_key.is_empty())
+                .then(|| TokenHash::of(config.admin.api_key.expose().as_bytes())),
         });
         let listener = TcpListener::bind(config.server.listen)
             .await

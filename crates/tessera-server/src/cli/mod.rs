@@ -97,12 +97,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let warnings = config.warnings();
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     // Handlers first: a SIGTERM right after the banner must stop us gracefully, not kill us.
     let stop = shutdown_signal()?;
     println!("tessera {} listening on http://{}", env!("CARGO_PKG_VERSION"), app.local_addr());
     println!("  mode:  {}", app.mode().as_str());
     println!("  store: {}", app.store_description());
+    // Loudly, on stdout and in the log: a setting that is only right on a test network.
+    for (key, why) in &warnings {
+        println!("  WARNING {key}: {why}");
+        tracing::warn!(key, "{why}");
+    }
     app.run_until_stopped(stop).await?;
     tracing::info!("stopped");
     Ok(())

@@ -393,3 +393,60 @@ async fn sessions_revoke_via_cli_ends_every_session_in_the_running_server() {
     // Only sessions end: alice can log in again.
     app.login_bearer("alice", PASSWORD).await;
 }
+
+/// `POST /v1/admin/users/x/revoke-sessions` with `key` over a plain socket; the status line.
+fn admin_status_line(port: u16, key: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let request = format!(
+        "POST /v1/admin/users/x/revoke-sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn an_admin_key_of_digits_from_the_environment_is_taken_as_written() {
+    // Before: read as the number 1234…, refused at start with the key printed in the error.
+    const KEY: &str = "001234567890123456";
+    let store = TestStore::new();
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = unconfigured_tessera(cwd.path(), &store);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_AUTH__MODE", "session")
+        .env("TESSERA_ADMIN__API_KEY", KEY);
+    let mut serving = Serving::start(cmd);
+    let port = serving.port();
+    assert!(admin_status_line(port, KEY).starts_with("HTTP/1.1 404"), "the key as written is the admin key");
+    assert!(admin_status_line(port, "1234567890123456").starts_with("HTTP/1.1 401"), "not the number it looks like");
+    assert!(serving.terminate().success());
+    assert!(serving.printed.contains("WARNING admin.api_key"), "a short key is warned about: {}", serving.printed);
+    assert!(!serving.printed.contains(KEY), "the key is never printed: {}", serving.printed);
+}
+
+#[tokio::test]
+async fn serve_refuses_a_duration_that_would_overflow_naming_the_key() {
+    // Before: it started, and every login was a 500 (date arithmetic overflowed).
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_AUTH__MODE", "session")
+        .env("TESSERA_SESSION__ABSOLUTE_TIMEOUT", "3000000d");
+    assert_fails_naming(&run(cmd).await, "session.absolute_timeout");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_trust_every_address_as_a_proxy() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        cwd.path().join("tessera.toml"),
+        "[auth]\nmode = \"session\"\n[server]\ntrusted_proxies = [\"0.0.0.0/0\"]\n",
+    )
+    .expect("write");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    assert_fails_naming(&run(cmd).await, "server.trusted_proxies");
+}
