@@ -3,6 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::audit::{AuditEvent, AuditKind};
+use crate::clock::from_unix;
 use crate::error::AuthError;
 use crate::id::{SessionId, TokenId, UserId};
 use crate::refresh::RefreshToken;
@@ -30,6 +31,8 @@ impl Auth {
     /// resource server that a token is dead when nobody knows (RFC 7662 §2.2 has no "unknown").
     pub async fn introspect(&self, raw: &str) -> Result<Option<Introspection>, AuthError> {
         if self.tokens.is_some() && raw.contains('.') {
+            let Some(claims) = valid_or_none(self.genuine_access_claims(raw, self.now()))? else { return Ok(None) };
+            // The whole check (revocation included); the signature is not checked twice.
             let Some(a) = valid_or_none(self.authenticate_access(raw).await)? else { return Ok(None) };
             return Ok(Some(Introspection {
                 token_type: "access_token",
@@ -37,7 +40,7 @@ impl Auth {
                 username: a.username.to_string(),
                 sid: a.session_id,
                 jti: a.token_id,
-                iat: None,
+                iat: Some(from_unix(claims.iat)),
                 exp: a.expires_at,
             }));
         }
@@ -58,7 +61,8 @@ impl Auth {
             }));
         }
         let Some(t) = SessionToken::parse(raw) else { return Ok(None) };
-        let Some(a) = valid_or_none(self.authenticate(&t).await)? else { return Ok(None) };
+        // Looking at a session is not using it: its idle timer must not restart.
+        let Some(a) = valid_or_none(self.check_session(&t, false).await)? else { return Ok(None) };
         Ok(Some(Introspection {
             token_type: "session_token",
             sub: a.user_id,

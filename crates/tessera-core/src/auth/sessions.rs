@@ -17,6 +17,12 @@ impl Auth {
     /// (constant time), and neither the idle nor the absolute timeout has passed — enforced
     /// here, not left to cookie expiry. Refreshes `last_seen_at` at a bounded rate.
     pub async fn authenticate(&self, token: &SessionToken) -> Result<Authenticated, AuthError> {
+        self.check_session(token, true).await
+    }
+
+    /// [`Self::authenticate`], refreshing `last_seen_at` only when `touch`: introspection
+    /// looks at a session without using it.
+    pub(super) async fn check_session(&self, token: &SessionToken, touch: bool) -> Result<Authenticated, AuthError> {
         let (user, id) = (token.0.user_id, token.0.session_id);
         let session = self.store.session(&user, &id).await?.ok_or(AuthError::Unauthenticated)?;
         // A session of a token mode has no session-token secret worth matching; the kind
@@ -31,7 +37,7 @@ impl Auth {
             self.store.delete_session(&user, &id).await?;
             return Err(AuthError::Unauthenticated);
         }
-        let session = if policy.needs_touch(&session, now) {
+        let session = if touch && policy.needs_touch(&session, now) {
             self.store.touch_session(&user, &id, now).await?;
             Session { last_seen_at: now, ..session }
         } else {

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::helpers::{PASSWORD, WithCookies, parse_ts, spawn_app, spawn_token_app};
+use crate::helpers::{PASSWORD, WithCookies, parse_ts, spawn_app, spawn_app_with, spawn_token_app};
 use crate::token_helpers::{
     ACCESS_TTL, ADMIN_KEY, DEFAULT_AUDIENCE, DEFAULT_ISSUER, LEEWAY, REUSE_GRACE, assert_access_refused,
     assert_access_works, assert_refresh_refused, form, spawn_hybrid, token_toml,
@@ -32,6 +32,7 @@ async fn introspecting_a_live_access_token_describes_it() {
     assert_eq!(body["sid"].as_str(), Some(login.sid()), "{body}");
     assert_eq!(body["jti"], claims["jti"], "{body}");
     assert_eq!(body["exp"], claims["exp"], "{body}");
+    assert_eq!(body["iat"], claims["iat"], "RFC 7662 §2.2 iat, missing before (#11): {body}");
     assert_eq!(body["iss"], DEFAULT_ISSUER, "{body}");
     assert_eq!(body["aud"], DEFAULT_AUDIENCE, "{body}");
 }
@@ -226,4 +227,19 @@ async fn revoking_a_token_of_the_jwt_mode_without_refresh_denies_it() {
     let body = app.introspection(&second.access).await;
     assert_eq!(body["active"], true, "{body}");
     assert!(body.get("sid").is_none(), "no session, no sid: {body}");
+}
+
+#[tokio::test]
+async fn introspecting_a_session_token_does_not_extend_its_idle_life() {
+    let toml =
+        format!("[auth]\nmode = \"session\"\n[session]\nidle_timeout = \"10m\"\n[admin]\napi_key = \"{ADMIN_KEY}\"\n");
+    let app = spawn_app_with(&toml).await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    app.advance(Duration::minutes(6));
+    assert_eq!(app.introspection(&login.token).await["active"], true);
+    // Looking at it was not using it: 12 minutes after its last use the session is gone.
+    app.advance(Duration::minutes(6));
+    assert_eq!(app.introspection(&login.token).await, inactive());
+    app.me_bearer(&login.token).await.assert_invalid_token();
 }
