@@ -427,6 +427,21 @@ async fn typ_other_than_at_jwt_is_rejected() {
 }
 
 #[tokio::test]
+async fn typ_at_jwt_is_accepted_in_both_spellings_whatever_the_case() {
+    // RFC 9068 §4 names both; RFC 7515 §4.1.9 compares media types case-insensitively.
+    let t = Target::new().await;
+    for typ in ["at+jwt", "AT+JWT", "At+Jwt", "application/at+jwt", "Application/AT+JWT"] {
+        let header = json!({"alg": "EdDSA", "typ": typ, "kid": t.key.kid}).to_string();
+        let token = t.key.sign(&header, &t.honest_claims().to_string());
+        assert_access_works(&t.app, &token, &format!("typ {typ:?}")).await;
+    }
+    for typ in ["application/jwt", "at+jwt ", "application/at+jwt; x=1", "x-at+jwt"] {
+        let header = json!({"alg": "EdDSA", "typ": typ, "kid": t.key.kid}).to_string();
+        t.refused(&t.key.sign(&header, &t.honest_claims().to_string()), &format!("typ {typ:?}")).await;
+    }
+}
+
+#[tokio::test]
 async fn crit_header_member_is_rejected() {
     let t = Target::new().await;
     let header = format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{}","crit":["exp"]}}"#, t.key.kid);
