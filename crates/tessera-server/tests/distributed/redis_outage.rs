@@ -8,6 +8,9 @@
 //! need it, logins and `/readyz` get 503 problem documents — not 500, not 200, not 401 — and
 //! Redis is started again on the same port and directory: both instances recover without a
 //! restart and every session from before the outage is still valid, refresh tokens included.
+//! Sign-up needs only PostgreSQL (accounts live there; it reads no Redis key), so it keeps
+//! answering 201, and the new account logs in once Redis is back — the README's outage table
+//! says so.
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +59,7 @@ async fn stopping_redis_gives_503s_and_every_session_survives_its_restart() {
         app.login(&users[0]).await.assert_unavailable("login while Redis is stopped");
         app.readyz().await.assert_unavailable("/readyz while Redis is stopped");
     }
+    s.signup("newcomer").await.assert_status(201, "sign-up while Redis is stopped (it needs PostgreSQL only)");
 
     redis.restart().await;
     for app in [&*s, &*l] {
@@ -88,4 +92,5 @@ async fn stopping_redis_gives_503s_and_every_session_survives_its_restart() {
     for app in [&*s, &*l] {
         app.login(&users[0]).await.assert_status(200, "login after Redis came back");
     }
+    s.login("newcomer").await.assert_status(200, "the account created during the outage, after it");
 }
