@@ -245,6 +245,60 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    fn headers(pairs: &[(&'static str, Vec<u8>)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            if let Ok(v) = HeaderValue::from_bytes(v) {
+                h.append(*k, v);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn the_transport_is_the_header_or_the_first_enabled_one() {
+        let both = [Transport::Cookie, Transport::Bearer];
+        assert_eq!(requested_transport(&HeaderMap::new(), &both), Ok(Transport::Cookie));
+        let h = headers(&[("tessera-transport", b" Bearer ".to_vec())]);
+        assert_eq!(requested_transport(&h, &both), Ok(Transport::Bearer));
+        assert_eq!(requested_transport(&h, &[Transport::Cookie]), Err(TransportError::Disabled(Transport::Bearer)));
+        let twice = headers(&[("tessera-transport", b"bearer".to_vec()), ("tessera-transport", b"bearer".to_vec())]);
+        assert_eq!(requested_transport(&twice, &both), Err(TransportError::Malformed));
+    }
+
+    #[test]
+    fn one_authorization_header_is_read_and_two_are_refused() {
+        assert_eq!(authorization(&HeaderMap::new()).unwrap(), None);
+        let one = headers(&[("authorization", b"Bearer abc".to_vec())]);
+        assert_eq!(authorization(&one).unwrap(), Some("Bearer abc"));
+        let two = headers(&[("authorization", b"Bearer abc".to_vec()), ("authorization", b"Bearer abc".to_vec())]);
+        assert!(authorization(&two).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn credential_header_parsers_never_panic(
+            auth in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..3),
+            transport in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 0..3),
+            csrf in proptest::collection::vec(any::<u8>(), 0..50),
+        ) {
+            let mut pairs: Vec<(&'static str, Vec<u8>)> = auth.into_iter().map(|a| ("authorization", a)).collect();
+            pairs.extend(transport.into_iter().map(|t| ("tessera-transport", t)));
+            pairs.push(("x-csrf-token", csrf));
+            let h = headers(&pairs);
+            if let Ok(Some(value)) = authorization(&h) {
+                let _ = is_bearer(value);
+                if let Some(token) = bearer_token(value) {
+                    prop_assert!(!token.is_empty() && value.len() > token.len());
+                }
+            }
+            let _ = requested_transport(&h, &[Transport::Cookie, Transport::Bearer]);
+            let _ = csrf_header_ok(&h, |v| !v.is_empty());
+        }
+    }
 
     #[test]
     fn bearer_scheme_is_case_insensitive_and_needs_a_token() {

@@ -149,6 +149,24 @@ mod tests {
         assert_eq!(client_ip("127.0.0.1".parse().unwrap(), &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn forwarding_parsers_never_panic(xff in ".{0,120}", fwd in ".{0,120}", host in ".{0,40}", proto in ".{0,10}") {
+            let mut h = HeaderMap::new();
+            for (k, v) in [("x-forwarded-for", &xff), ("forwarded", &fwd), ("x-forwarded-host", &host), ("x-forwarded-proto", &proto)] {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    h.insert(k, v);
+                }
+            }
+            let peer: IpAddr = "10.0.0.1".parse().unwrap();
+            for header in [ProxyHeader::XForwardedFor, ProxyHeader::Forwarded] {
+                let proxies = TrustedProxies { nets: vec!["10.0.0.0/8".parse().unwrap()], header };
+                let _ = client_ip(peer, &h, &proxies);
+                let _ = forwarded_host_proto(Some(peer), &h, &proxies);
+            }
+        }
+    }
+
     #[test]
     fn forwarded_host_and_proto_come_only_from_trusted_proxies_and_from_the_right() {
         let trusted = TrustedProxies { nets: vec!["10.0.0.0/8".parse().unwrap()], header: ProxyHeader::XForwardedFor };

@@ -20,6 +20,7 @@ mod cli;
 mod cookies_and_csrf;
 mod cross_site;
 mod forward_auth;
+mod header_fuzz;
 mod login;
 mod logout;
 mod me_and_sessions;
