@@ -98,7 +98,7 @@ test("cookie transport: the fetch wrapper sends the CSRF token on unsafe methods
 });
 
 test("bearer transport: tokens stay in memory, shared with a second tab, never in storage or cookies", async () => {
-  const tessera = await startTessera({ TESSERA_AUTH__MODE: "hybrid", TESSERA_JWT__ACCESS_TTL: "2s" });
+  const tessera = await startTessera({ TESSERA_AUTH__MODE: "hybrid", TESSERA_JWT__ACCESS_TTL: "2s", TESSERA_REFRESH__REUSE_GRACE: "1s" });
   const proxy = await startProxy(tessera);
   const ctx = await newContext();
   const first = await modulePage(ctx, proxy.origin);
@@ -133,7 +133,7 @@ test("bearer transport: tokens stay in memory, shared with a second tab, never i
 
 test("jwt mode: with refresh the sign-in lasts; without, it ends at expiry with one signed-out", async () => {
   for (const [refresh, lasts] of [["true", true], ["false", false]]) {
-    const tessera = await startTessera({ TESSERA_AUTH__MODE: "jwt", TESSERA_JWT__ACCESS_TTL: "2s", TESSERA_REFRESH__ENABLED: refresh });
+    const tessera = await startTessera({ TESSERA_AUTH__MODE: "jwt", TESSERA_JWT__ACCESS_TTL: "2s", TESSERA_REFRESH__REUSE_GRACE: "1s", TESSERA_REFRESH__ENABLED: refresh });
     const proxy = await startProxy(tessera);
     const ctx = await newContext();
     const page = await modulePage(ctx, proxy.origin);

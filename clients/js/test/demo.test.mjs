@@ -27,7 +27,7 @@ async function startDemo(tessera) {
 }
 
 test("the SPA demo logs in, calls its API through expiries, and logs out", async () => {
-  const tessera = await startTessera({ TESSERA_AUTH__MODE: "hybrid", TESSERA_JWT__ACCESS_TTL: "2s" });
+  const tessera = await startTessera({ TESSERA_AUTH__MODE: "hybrid", TESSERA_JWT__ACCESS_TTL: "2s", TESSERA_REFRESH__REUSE_GRACE: "1s" });
   const origin = await startDemo(tessera);
   const ctx = await newContext();
   const page = await openPage(ctx);

@@ -20,7 +20,7 @@ import {
 
 after(cleanup);
 
-const SHORT = { TESSERA_AUTH__MODE: "hybrid", TESSERA_JWT__ACCESS_TTL: "2s" };
+const SHORT = { TESSERA_AUTH__MODE: "hybrid", TESSERA_JWT__ACCESS_TTL: "2s", TESSERA_REFRESH__REUSE_GRACE: "1s" };
 
 /** The status `GET /v1/me` gets from inside the page, with the page's cookies. */
 const meStatus = (page) => page.evaluate(async () => (await fetch("/v1/me")).status);
