@@ -195,6 +195,8 @@ impl Backend {
             let store = DistributedStore::connect(&config.store.postgres_url, &redis)
                 .await
                 .context("cannot open the distributed store (store.postgres_url, store.redis_url)")?;
+            // Session keys leave Redis at their idle end, not weeks later at the absolute one.
+            store.redis.set_session_idle_timeout(config.session.idle_timeout.as_std());
             Ok(Self::Distributed(Arc::new(store)))
         } else {
             let store = SqliteStore::open(&config.store.data_dir)

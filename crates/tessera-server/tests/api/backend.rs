@@ -103,6 +103,12 @@ impl TestStore {
         }
     }
 
+    /// The Redis URL and key prefix of the distributed store; `None` for the embedded one.
+    #[allow(dead_code, reason = "only the distributed suite has tests of Redis keys")]
+    pub fn redis(&self) -> Option<(String, String)> {
+        self.distributed.as_ref().map(|ns| (ns.redis_url.clone(), ns.name.clone()))
+    }
+
     /// Opens the store from the outside, as the CLI does (migrations included).
     pub async fn open(&self) -> Backend {
         let mut config = Config::default();

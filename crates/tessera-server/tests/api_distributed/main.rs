@@ -13,3 +13,6 @@ mod api;
 
 // The suite's modules name their harness `crate::helpers`, `crate::forge`, …
 use api::{backend, forge, helpers, token_helpers};
+
+// Tests of what only the distributed backend has.
+mod session_keys;

@@ -36,6 +36,12 @@ const NONE: u16 = u16::MAX;
 pub const LAST_SEEN_AT: usize = 1;
 /// Where the refresh family sits (a rotation compares the generation and rewrites all three).
 pub const REFRESH_AT: usize = 5;
+const REFRESH_LEN: usize = 4 + 32 + 4;
+/// Where `expires_at` sits in a session without a refresh family (a touch reads it, so the
+/// key's TTL never passes the absolute end).
+pub const EXPIRES_AT: usize = REFRESH_AT + 32 + 32 + 4;
+/// Where `expires_at` sits in a session with a refresh family.
+pub const EXPIRES_AT_WITH_REFRESH: usize = EXPIRES_AT + REFRESH_LEN;
 
 pub fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(128 + session.user_agent.as_deref().map_or(0, str::len));
@@ -56,7 +62,7 @@ pub fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
 
 /// The bytes at [`REFRESH_AT`]: generation, hash, rotated_at.
 pub fn encode_refresh(refresh: &RefreshState) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40);
+    let mut out = Vec::with_capacity(REFRESH_LEN);
     out.extend_from_slice(&refresh.generation.to_be_bytes());
     out.extend_from_slice(refresh.hash.as_bytes());
     out.extend_from_slice(&instant(refresh.rotated_at));
@@ -191,6 +197,10 @@ mod tests {
         let bytes = encode(&s).unwrap();
         assert_eq!(bytes[LAST_SEEN_AT..LAST_SEEN_AT + 4], instant(s.last_seen_at));
         assert_eq!(bytes[REFRESH_AT..REFRESH_AT + 40], encode_refresh(&refresh)[..]);
+        assert_eq!(bytes[EXPIRES_AT_WITH_REFRESH..EXPIRES_AT_WITH_REFRESH + 4], instant(s.expires_at));
+        let without = session(Some("ua"), None);
+        let bytes = encode(&without).unwrap();
+        assert_eq!(bytes[EXPIRES_AT..EXPIRES_AT + 4], instant(without.expires_at));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - Keys. Everything of one user sits under one hash tag, `<prefix>:{u:<user id>}:…`, so
 //!   every per-user operation (logout-all, listing sessions, a refresh rotation) is one
 //!   atomic Lua script on one Cluster slot. The denylist lives under `<prefix>:{deny}:…`.
-//! - Expiry. A session key expires with the session's absolute lifetime, a throttle counter
+//! - Expiry. A session key expires at the session's idle end (moved forward by every touch, in
+//!   the touch's own script) and never after its absolute end; a throttle counter
 //!   when it would be forgotten anyway, a denylist entry is pruned once the tokens it covers
 //!   have expired: nothing expired lingers.
 //! - Atomicity. Every read-modify-write is a Lua script, so it is atomic across any number of
@@ -21,6 +22,7 @@ mod denylist;
 mod sessions;
 mod throttle;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +61,9 @@ pub struct RedisStore {
 struct Inner {
     conn: Conn,
     keys: Keys,
+    /// The sessions' idle timeout in milliseconds (0: not set, keys expire at the absolute
+    /// end only). See [`RedisStore::set_session_idle_timeout`].
+    idle_ms: AtomicI64,
     changes: Arc<Notify>,
     subscriber: Mutex<Option<JoinHandle<()>>>,
 }
@@ -125,7 +130,32 @@ impl RedisStore {
             keys.deny_channel(),
             Arc::clone(&changes),
         ));
-        Ok(Self { inner: Arc::new(Inner { conn, keys, changes, subscriber: Mutex::new(Some(subscriber)) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                keys,
+                idle_ms: AtomicI64::new(0),
+                changes,
+                subscriber: Mutex::new(Some(subscriber)),
+            }),
+        })
+    }
+
+    /// Lets session keys expire at the session's idle end rather than only at its absolute
+    /// end: an abandoned session then leaves Redis once it can no longer be used, not weeks
+    /// later. Every touch (and refresh rotation) moves the key's expiry to the new idle end in
+    /// the same script, so this costs no round trip. Call it once, at start-up, with the
+    /// configured idle timeout; the domain still decides expiry itself.
+    pub fn set_session_idle_timeout(&self, idle: std::time::Duration) {
+        let ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        self.inner.idle_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When a session last seen at `last_seen` ends if unused (unix ms), when an idle timeout
+    /// is set. From the whole second, as stored.
+    fn idle_end_ms(&self, last_seen: time::OffsetDateTime) -> Option<i64> {
+        let idle = self.inner.idle_ms.load(Ordering::Relaxed);
+        (idle > 0).then(|| last_seen.unix_timestamp().saturating_mul(1000).saturating_add(idle))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -198,8 +228,9 @@ impl Keys {
         format!("{}:{{u:{user}}}:s:", self.prefix)
     }
 
+    /// One allocation: this runs on every request of session mode and the allowlist.
     fn session(&self, user: &UserId, id: &tessera_core::id::SessionId) -> String {
-        format!("{}{id}", self.sessions_of(user))
+        format!("{}:{{u:{user}}}:s:{id}", self.prefix)
     }
 
     /// A sorted set of the user's session ids, scored by creation time.

@@ -1,5 +1,6 @@
 //! [`SessionStore`] on Redis: one packed string per session (see `codec.rs`) that expires
-//! with the session, plus a per-user sorted set of session ids by creation time. Both share the user's
+//! when the session does — at its idle end, which every touch moves forward in the same round
+//! trip, never past its absolute end — plus a per-user sorted set of session ids by creation time. Both share the user's
 //! hash tag, and every change that touches both, or reads before it writes, is one Lua script:
 //! atomic against every other instance, and on one Cluster slot.
 
@@ -13,29 +14,45 @@ use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
 use time::OffsetDateTime;
 
-use super::codec::{LAST_SEEN_AT, REFRESH_AT, decode, encode, encode_refresh, instant};
+use super::codec::{
+    EXPIRES_AT, EXPIRES_AT_WITH_REFRESH, LAST_SEEN_AT, REFRESH_AT, decode, encode, encode_refresh, instant,
+};
 use super::{RedisStore, corrupt, redis_err};
 
-/// KEYS: session, index. ARGV: value, expires_at (unix ms), created_at, session id.
-/// The index lives as long as the longest-lived session in it.
+/// KEYS: session, index. ARGV: value, when the key expires (unix ms: the idle end, capped by
+/// the absolute end), created_at, session id, the absolute end (unix ms).
+/// The index lives as long as the longest absolute lifetime of a session in it, so it outlives
+/// every session key however often they are touched: logout-all always finds them all.
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
         redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
         local t = redis.call('PEXPIRETIME', KEYS[2])
-        if t == -1 or t < tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
+        if t == -1 or t < tonumber(ARGV[5]) then redis.call('PEXPIREAT', KEYS[2], ARGV[5]) end
         return 1
         ",
     )
 });
 
-/// KEYS: session. ARGV: offset of last_seen_at, its new bytes. Never recreates a deleted
-/// session (`SETRANGE` on a missing key would).
+/// KEYS: session. ARGV: offset of last_seen_at, its new bytes, the new idle end (unix ms, or
+/// '' when the key keeps its expiry), where `expires_at` sits without and with a refresh
+/// family. One round trip: the key's TTL follows the idle end (never past the absolute end,
+/// read from the value), and `last_seen_at` is rewritten. Never recreates a deleted session
+/// (`SETRANGE` on a missing key would).
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2]) end
+        local flags = redis.call('GETRANGE', KEYS[1], 0, 0)
+        if flags == '' then return 0 end
+        if ARGV[3] ~= '' then
+            local at = tonumber(ARGV[4])
+            if string.byte(flags) % 2 == 1 then at = tonumber(ARGV[5]) end
+            local b1, b2, b3, b4 = string.byte(redis.call('GETRANGE', KEYS[1], at, at + 3), 1, 4)
+            local absolute = (((b1 * 256 + b2) * 256 + b3) * 256 + b4) * 1000
+            redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(tonumber(ARGV[3]), absolute)))
+        end
+        redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2])
         return 1
         ",
     )
@@ -89,8 +106,10 @@ static LIST: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// KEYS: session. ARGV: offset of the refresh family, the expected generation (4 bytes), the
-/// next family (generation, hash, rotated_at), offset of last_seen_at, its new bytes.
-/// The first byte's low bit says whether the session has a family at all.
+/// next family (generation, hash, rotated_at), offset of last_seen_at, its new bytes, the new
+/// idle end (unix ms, or ''), where `expires_at` sits (a session with a family).
+/// The first byte's low bit says whether the session has a family at all. A rotation is a use
+/// of the session: the key's TTL follows the new idle end, as in a touch.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -100,6 +119,12 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| {
         if redis.call('GETRANGE', KEYS[1], at, at + 3) ~= ARGV[2] then return 0 end
         redis.call('SETRANGE', KEYS[1], at, ARGV[3])
         redis.call('SETRANGE', KEYS[1], ARGV[4], ARGV[5])
+        if ARGV[6] ~= '' then
+            local e = tonumber(ARGV[7])
+            local b1, b2, b3, b4 = string.byte(redis.call('GETRANGE', KEYS[1], e, e + 3), 1, 4)
+            local absolute = (((b1 * 256 + b2) * 256 + b3) * 256 + b4) * 1000
+            redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(tonumber(ARGV[6]), absolute)))
+        end
         return 1
         ",
     )
@@ -113,13 +138,17 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 impl SessionStore for RedisStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let keys = self.keys();
+        let key_expires = self
+            .idle_end_ms(session.last_seen_at)
+            .map_or(unix_ms(session.expires_at), |idle| idle.min(unix_ms(session.expires_at)));
         let _: i64 = INSERT
             .key(keys.session(&session.user_id, &session.id))
             .key(keys.session_index(&session.user_id))
             .arg(encode(session)?)
-            .arg(unix_ms(session.expires_at))
+            .arg(key_expires)
             .arg(to_unix(session.created_at))
             .arg(session.id.to_string())
+            .arg(unix_ms(session.expires_at))
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -140,6 +169,9 @@ impl SessionStore for RedisStore {
             .key(self.keys().session(user, id))
             .arg(LAST_SEEN_AT)
             .arg(&instant(at)[..])
+            .arg(self.idle_end_ms(at).map(|t| t.to_string()).unwrap_or_default())
+            .arg(EXPIRES_AT)
+            .arg(EXPIRES_AT_WITH_REFRESH)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -199,6 +231,8 @@ impl SessionStore for RedisStore {
             .arg(encode_refresh(next))
             .arg(LAST_SEEN_AT)
             .arg(&instant(next.rotated_at)[..])
+            .arg(self.idle_end_ms(next.rotated_at).map(|t| t.to_string()).unwrap_or_default())
+            .arg(EXPIRES_AT_WITH_REFRESH)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;

@@ -182,3 +182,67 @@ async fn of_many_concurrent_rotations_on_two_instances_exactly_one_wins() {
     }
     f.flush().await;
 }
+
+/// `PEXPIRETIME` of a key, in unix ms.
+async fn expiry_ms(key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME").arg(key).query_async(&mut raw().await).await.unwrap()
+}
+
+fn ms(t: time::OffsetDateTime) -> i64 {
+    t.unix_timestamp() * 1000
+}
+
+#[tokio::test]
+async fn with_an_idle_timeout_keys_expire_at_the_idle_end_and_each_touch_moves_it_in_the_same_script() {
+    let f = open_store().await;
+    let idle = time::Duration::hours(1);
+    f.store.set_session_idle_timeout(std::time::Duration::from_secs(3600));
+    let user = UserId::generate();
+    let s = session(user, now());
+    f.store.insert_session(&s).await.unwrap();
+    let key = format!("{}:{{u:{user}}}:s:{}", f.prefix, s.id);
+    let index = format!("{}:{{u:{user}}}:ss", f.prefix);
+    assert_eq!(expiry_ms(&key).await, ms(s.last_seen_at + idle), "an unused session leaves at its idle end");
+    // The index outlives every session in it, so logout-all always finds them.
+    assert_eq!(expiry_ms(&index).await, ms(s.expires_at));
+
+    let later = s.created_at + time::Duration::minutes(5);
+    f.store.touch_session(&user, &s.id, later).await.unwrap();
+    assert_eq!(expiry_ms(&key).await, ms(later + idle), "a touch moves the expiry with last_seen_at");
+    assert_eq!(f.store.session(&user, &s.id).await.unwrap().unwrap().last_seen_at, later);
+
+    // Near the absolute end the key never outlives it.
+    let near_end = s.expires_at - time::Duration::minutes(10);
+    f.store.touch_session(&user, &s.id, near_end).await.unwrap();
+    assert_eq!(expiry_ms(&key).await, ms(s.expires_at));
+    assert_eq!(expiry_ms(&index).await, ms(s.expires_at));
+
+    // A deleted session is not recreated by a touch carrying an expiry.
+    f.store.delete_session(&user, &s.id).await.unwrap();
+    f.store.touch_session(&user, &s.id, later).await.unwrap();
+    assert_eq!(f.store.session(&user, &s.id).await.unwrap(), None);
+    assert!(f.keys().await.is_empty(), "{:?}", f.keys().await);
+}
+
+#[tokio::test]
+async fn with_an_idle_timeout_a_refresh_rotation_moves_the_expiry_too() {
+    let f = open_store().await;
+    let idle = time::Duration::hours(1);
+    f.store.set_session_idle_timeout(std::time::Duration::from_secs(3600));
+    let user = UserId::generate();
+    let mut s = session(user, now());
+    s.refresh = Some(refresh_state(0, now()));
+    f.store.insert_session(&s).await.unwrap();
+    let key = format!("{}:{{u:{user}}}:s:{}", f.prefix, s.id);
+    assert_eq!(expiry_ms(&key).await, ms(s.last_seen_at + idle));
+    let rotated = now() + time::Duration::minutes(20);
+    assert!(f.store.rotate_refresh(&user, &s.id, 0, &refresh_state(1, rotated)).await.unwrap());
+    assert_eq!(expiry_ms(&key).await, ms(rotated + idle));
+    // A lost compare-and-set changes nothing, the expiry included.
+    assert!(!f.store.rotate_refresh(&user, &s.id, 0, &refresh_state(1, rotated + idle)).await.unwrap());
+    assert_eq!(expiry_ms(&key).await, ms(rotated + idle));
+    let near_end = s.expires_at - time::Duration::minutes(1);
+    assert!(f.store.rotate_refresh(&user, &s.id, 1, &refresh_state(2, near_end)).await.unwrap());
+    assert_eq!(expiry_ms(&key).await, ms(s.expires_at));
+    f.flush().await;
+}
