@@ -3,6 +3,7 @@
 
 pub mod content_type;
 pub mod cookies;
+pub mod edge;
 pub mod extract;
 pub mod forwarded;
 pub mod origin;
@@ -16,15 +17,10 @@ pub mod views;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderValue;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE, X_CONTENT_TYPE_OPTIONS};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 use problem::ApiError;
 use state::AppState;
@@ -57,36 +53,7 @@ pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::P
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(move |req, next| guard(request_timeout, req, next)))
-        .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-        .layer(middleware::map_response(secure_headers))
-}
-
-/// Limits every request passes (one middleware, not two: this runs on every request).
-///
-/// - Headers are bounded by hyper's read buffer too; this answers a clear 431 below that.
-/// - The whole exchange, reading the body included, must finish in time: a client that
-///   trickles its body cannot hold a connection and a task forever.
-async fn guard(limit: Duration, req: Request, next: Next) -> Response {
-    let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-    if size > MAX_HEADER_BYTES {
-        return ApiError::headers_too_large().into_response();
-    }
-    tokio::time::timeout(limit, next.run(req)).await.unwrap_or_else(|_| ApiError::request_timeout().into_response())
-}
-
-/// Answers carry credentials (login, refresh, password change) or personal data (`/v1/me`,
-/// `/v1/sessions`, introspection): no cache, shared or private, may keep them. `no-store`
-/// is the default for everything; an answer meant to be cached (the JWKS) says so itself.
-/// `nosniff` everywhere: a browser must never guess a type and run a JSON body as script.
-/// The outermost layer, so answers to panics and to refused requests carry them too.
-async fn secure_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
+        // Outermost, so answers to panics, timeouts and refused requests pass it too.
+        .layer(edge::EdgeLayer { request_timeout })
 }

@@ -42,3 +42,21 @@ async fn token_answers_are_not_stored_and_only_the_jwks_may_be_cached() {
     assert!(jwks.header("cache-control").is_some_and(|c| c.starts_with("public, max-age=")), "{:?}", jwks.headers);
     assert_eq!(jwks.header("x-content-type-options"), Some("nosniff"));
 }
+
+/// Request ids are on demand: a client or proxy that sends one gets it back, on answers and
+/// refusals alike; nobody else pays for one.
+#[tokio::test]
+async fn a_request_id_sent_comes_back_and_none_is_made_up() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let with_id = app.send(app.get("/v1/me").bearer(&login.token).header("x-request-id", "req-7f3a")).await;
+    with_id.assert_status(200);
+    assert_eq!(with_id.header("x-request-id"), Some("req-7f3a"));
+    let refused = app.send(app.get("/v1/me").header("x-request-id", "req-401")).await;
+    refused.assert_status(401);
+    assert_eq!(refused.header("x-request-id"), Some("req-401"));
+    assert_eq!(app.me_bearer(&login.token).await.header("x-request-id"), None);
+    let odd = app.send(app.get("/v1/me").bearer(&login.token).header("x-request-id", "two words")).await;
+    assert_eq!(odd.header("x-request-id"), None, "not a token: not echoed");
+}

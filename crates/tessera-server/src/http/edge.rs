@@ -1,0 +1,182 @@
+//! The one layer every request passes on its way in and out, in place of five (a trace layer,
+//! a sensitive-headers layer, two `from_fn` middlewares and a body wrapper): each costed a
+//! boxed future, a header walk or a span per request, which on `GET /v1/me` added up to more
+//! than the credential check itself. What they did is all still here:
+//!
+//! - Limits: headers over [`MAX_HEADER_BYTES`] get a clear 431 (hyper's read buffer bounds
+//!   them too, higher up), and the whole exchange, reading the body included, must finish
+//!   within the request timeout: a client that trickles its body cannot hold a task forever.
+//! - Answers carry `X-Content-Type-Options: nosniff` and, unless they say otherwise,
+//!   `Cache-Control: no-store` (see [`secure_headers`]).
+//! - `Authorization`, `Cookie` and `Set-Cookie` values are marked sensitive, so no debug
+//!   output of a request or response ever prints them.
+//! - Observability where it matters: a request that fails (5xx) is logged at `error`, one
+//!   slower than [`SLOW`] at `warn`, a refused credential (401) at `info` under the `audit`
+//!   target, each with method, path, status, latency and the request id; every request is
+//!   logged at `debug` (`RUST_LOG=tessera_server::http=debug`). A request id is on demand: a
+//!   client or proxy that sends `X-Request-Id` gets it back and finds it in these lines.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
+
+use super::MAX_HEADER_BYTES;
+use super::problem::ApiError;
+
+/// A request slower than this is logged at `warn`.
+pub const SLOW: Duration = Duration::from_secs(1);
+
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// A longer `X-Request-Id` is not echoed (nor logged): ids are tokens, not documents.
+const MAX_REQUEST_ID: usize = 128;
+
+#[derive(Clone)]
+pub struct EdgeLayer {
+    pub request_timeout: Duration,
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner, request_timeout: self.request_timeout }
+    }
+}
+
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    request_timeout: Duration,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let started = Instant::now();
+        let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        if size > MAX_HEADER_BYTES {
+            let mut response = ApiError::headers_too_large().into_response();
+            secure_headers(response.headers_mut());
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        mark_sensitive(req.headers_mut(), &[AUTHORIZATION, COOKIE]);
+        let request_id = request_id(req.headers());
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        // The service that was made ready is the one that is called (tower's contract).
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let limit = self.request_timeout;
+        Box::pin(async move {
+            let mut response = match tokio::time::timeout(limit, inner.call(req)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => ApiError::request_timeout().into_response(),
+            };
+            let headers = response.headers_mut();
+            secure_headers(headers);
+            mark_sensitive(headers, &[SET_COOKIE]);
+            if let Some(id) = &request_id {
+                headers.insert(&REQUEST_ID, id.clone());
+            }
+            observe(&method, &uri, response.status(), started.elapsed(), request_id.as_ref());
+            Ok(response)
+        })
+    }
+}
+
+/// Answers carry credentials (login, refresh, password change) or personal data (`/v1/me`,
+/// `/v1/sessions`, introspection): no cache, shared or private, may keep them. `no-store`
+/// is the default for everything; an answer meant to be cached (the JWKS) says so itself.
+/// `nosniff` everywhere: a browser must never guess a type and run a JSON body as script.
+pub fn secure_headers(headers: &mut HeaderMap) {
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+fn mark_sensitive(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        if let axum::http::header::Entry::Occupied(mut entry) = headers.entry(name) {
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
+    }
+}
+
+/// The client's `X-Request-Id`, when it sent exactly one that is short and printable.
+fn request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(&REQUEST_ID).iter();
+    let (Some(value), None) = (values.next(), values.next()) else { return None };
+    let printable = value.as_bytes().iter().all(|b| b.is_ascii_graphic());
+    (printable && !value.is_empty() && value.len() <= MAX_REQUEST_ID).then(|| value.clone())
+}
+
+/// One log line for the requests worth one; nothing (beyond a disabled `debug` callsite) for
+/// the rest.
+fn observe(method: &Method, uri: &Uri, status: StatusCode, latency: Duration, id: Option<&HeaderValue>) {
+    let path = uri.path();
+    let latency_ms = latency.as_secs_f64() * 1e3;
+    let request_id = id.and_then(|v| v.to_str().ok()).unwrap_or("");
+    if status.is_server_error() {
+        tracing::error!(%method, path, status = status.as_u16(), latency_ms, request_id, "request failed");
+    } else if latency >= SLOW {
+        tracing::warn!(%method, path, status = status.as_u16(), latency_ms, request_id, "slow request");
+    } else if status == StatusCode::UNAUTHORIZED {
+        tracing::info!(target: "audit", event = "credential_refused", %method, path, request_id);
+    } else {
+        tracing::debug!(%method, path, status = status.as_u16(), latency_ms, request_id, "request");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_short_printable_request_id_is_echoed() {
+        let mut h = HeaderMap::new();
+        assert_eq!(request_id(&h), None);
+        h.insert(&REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h).as_ref().map(HeaderValue::as_bytes), Some(&b"abc-123"[..]));
+        h.append(&REQUEST_ID, HeaderValue::from_static("def"));
+        assert_eq!(request_id(&h), None, "two ids: neither");
+        let mut long = HeaderMap::new();
+        long.insert(&REQUEST_ID, HeaderValue::from_str(&"x".repeat(MAX_REQUEST_ID + 1)).unwrap());
+        assert_eq!(request_id(&long), None);
+        let mut spaced = HeaderMap::new();
+        spaced.insert(&REQUEST_ID, HeaderValue::from_static("a b"));
+        assert_eq!(request_id(&spaced), None);
+    }
+
+    #[test]
+    fn sensitive_values_do_not_show_in_debug_output() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer secret-token"));
+        h.append(COOKIE, HeaderValue::from_static("a=1"));
+        h.append(COOKIE, HeaderValue::from_static("b=secret-cookie"));
+        mark_sensitive(&mut h, &[AUTHORIZATION, COOKIE]);
+        let shown = format!("{h:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}
