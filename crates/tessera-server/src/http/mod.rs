@@ -50,6 +50,7 @@ pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::P
         .route("/v1/refresh", post(tokens::refresh))
         .route("/v1/introspect", post(tokens::introspect))
         .route("/v1/revoke", post(tokens::revoke))
+        .route("/v1/revocations", get(revocations::feed))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

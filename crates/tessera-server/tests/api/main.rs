@@ -36,6 +36,7 @@ mod introspect_revoke;
 mod jwks_and_keys;
 mod jwt_attacks;
 mod refresh;
+mod revocation_feed;
 mod revocation_matrix;
 mod token_cookies;
 mod token_login;
