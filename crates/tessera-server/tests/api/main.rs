@@ -31,6 +31,7 @@ mod response_headers;
 mod restart;
 mod throttle;
 mod timeouts;
+mod usernames;
 
 mod introspect_revoke;
 mod jwks_and_keys;
