@@ -66,6 +66,9 @@ struct Inner {
     idle_ms: AtomicI64,
     changes: Arc<Notify>,
     subscriber: Mutex<Option<JoinHandle<()>>>,
+    /// The cursor of this process's last denylist read and the member at it: how the next
+    /// read notices a log rolled back and written past that position (see `denylist.rs`).
+    deny_anchor: Mutex<Option<(u64, String)>>,
 }
 
 impl Drop for Inner {
@@ -137,6 +140,7 @@ impl RedisStore {
                 idle_ms: AtomicI64::new(0),
                 changes,
                 subscriber: Mutex::new(Some(subscriber)),
+                deny_anchor: Mutex::new(None),
             }),
         })
     }
