@@ -17,6 +17,9 @@ use crate::username::Username;
 pub enum ThrottleKey {
     Account(String),
     Ip(String),
+    /// Revocations of a user's access tokens through `/v1/revoke` (by user id): each one that
+    /// adds a denylist entry counts, so one account cannot grow the denylist without bound.
+    Revocations(String),
 }
 
 impl ThrottleKey {
@@ -40,11 +43,12 @@ impl ThrottleKey {
         Self::Ip(key)
     }
 
-    /// The form stores keep: `a:<username>` or `i:<address>`.
+    /// The form stores keep: `a:<username>`, `i:<address>` or `r:<user id>`.
     pub fn as_store_key(&self) -> String {
         match self {
             Self::Account(u) => format!("a:{u}"),
             Self::Ip(ip) => format!("i:{ip}"),
+            Self::Revocations(user) => format!("r:{user}"),
         }
     }
 }
@@ -82,6 +86,7 @@ impl Limit {
 pub struct ThrottlePolicy {
     pub account: Limit,
     pub ip: Limit,
+    pub revocations: Limit,
     /// A counter with no new failure for this long starts again from zero.
     pub forget_after: Duration,
 }
@@ -91,6 +96,10 @@ impl Default for ThrottlePolicy {
         Self {
             account: Limit { free: 5, base_delay: Duration::seconds(1), max_delay: Duration::minutes(15) },
             ip: Limit { free: 20, base_delay: Duration::seconds(1), max_delay: Duration::minutes(15) },
+            // A client revokes a token when it is done with it: a hundred without an hour's
+            // pause is far beyond any honest use. (The check precedes the count, as for
+            // logins: with 99 counted the 100th still goes through, the 101st waits.)
+            revocations: Limit { free: 99, base_delay: Duration::seconds(1), max_delay: Duration::minutes(15) },
             forget_after: Duration::hours(1),
         }
     }
@@ -101,6 +110,7 @@ impl ThrottlePolicy {
         match key {
             ThrottleKey::Account(_) => &self.account,
             ThrottleKey::Ip(_) => &self.ip,
+            ThrottleKey::Revocations(_) => &self.revocations,
         }
     }
 
