@@ -198,7 +198,8 @@ pub enum ModeSetting {
     Hybrid,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Where credentials travel: cookies set by the server, or `Authorization: Bearer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Cookie,
@@ -221,12 +222,28 @@ pub struct AuthConfig {
     /// The first is the default; clients pick another with `Tessera-Transport`.
     pub transports: Vec<Transport>,
     pub signup: bool,
+    /// `refuse` (default): sign-up refuses usernames that mix scripts in a confusable way
+    /// (Cyrillic `а` in `alice`) or that only look like an ASCII name. `allow` accepts them.
+    pub username_confusables: UsernameConfusables,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { mode: ModeSetting::Hybrid, transports: vec![Transport::Cookie, Transport::Bearer], signup: true }
+        Self {
+            mode: ModeSetting::Hybrid,
+            transports: vec![Transport::Cookie, Transport::Bearer],
+            signup: true,
+            username_confusables: UsernameConfusables::Refuse,
+        }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsernameConfusables {
+    #[default]
+    Refuse,
+    Allow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -13,11 +13,12 @@ use tessera_core::revocation::RevocationCheck;
 use tessera_core::secret::TokenHash;
 use tessera_core::store::Store;
 use tessera_core::throttle::ThrottlePolicy;
+use tessera_core::username::Confusables;
 use tessera_core::{Auth, Clock, Mode, PasswordHasher, Policy, SessionPolicy};
 use tessera_store::{DistributedStore, RedisSettings, SqliteStore};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, JwtAlg, ModeSetting};
+use crate::config::{Config, JwtAlg, ModeSetting, UsernameConfusables};
 use crate::http::cookies::CookiePolicy;
 use crate::http::extract::TrustedProxies;
 use crate::http::origin::OriginPolicy;
@@ -267,6 +268,10 @@ pub fn policy(config: &Config) -> anyhow::Result<Policy> {
     Ok(Policy {
         mode: mode(config),
         signup: config.auth.signup,
+        username_confusables: match config.auth.username_confusables {
+            UsernameConfusables::Refuse => Confusables::Refuse,
+            UsernameConfusables::Allow => Confusables::Allow,
+        },
         session: SessionPolicy {
             idle_timeout: config.session.idle_timeout.as_time(),
             absolute_timeout: config.session.absolute_timeout.as_time(),

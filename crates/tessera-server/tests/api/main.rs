@@ -25,12 +25,14 @@ mod login;
 mod logout;
 mod me_and_sessions;
 mod one_credential;
+mod openapi;
 mod pages;
 mod password;
 mod response_headers;
 mod restart;
 mod throttle;
 mod timeouts;
+mod usernames;
 
 mod introspect_revoke;
 mod jwks_and_keys;
