@@ -57,7 +57,8 @@ impl Auth {
 
     /// What a new account must pass before its password is hashed.
     async fn new_account_checks(&self, username: &str, password: String) -> Result<(Username, Password), AuthError> {
-        let username = Username::parse(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let username = Username::parse_new(username, self.policy.username_confusables)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let password = Password::new_choice(password).map_err(|e| AuthError::Invalid(e.to_string()))?;
         // Cheap check first so a taken name does not cost a hash; the insert below still
         // enforces uniqueness against a concurrent sign-up.
