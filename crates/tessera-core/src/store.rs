@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::id::{SessionId, TokenId, UserId};
 use crate::password::PasswordHash;
 use crate::session::{RefreshState, Session};
-use crate::throttle::{Failures, ThrottleKey};
+use crate::throttle::{Failures, LockRule, Reservation, Reserved, ThrottleKey};
 use crate::username::Username;
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +169,20 @@ pub trait ThrottleStore: Send + Sync + 'static {
         forget_after: Duration,
     ) -> Result<Failures, StoreError>;
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+    /// In one atomic step (across every process sharing the store): unless `rule` says the
+    /// counter of `key` is locked at `now`, counts one failure at `now` — before the attempt is
+    /// judged, so N concurrent attempts cost exactly what N sequential ones do. A counter idle
+    /// for `forget_after` starts again from one, as in [`ThrottleStore::record_failure`].
+    async fn reserve_attempt(
+        &self,
+        key: &ThrottleKey,
+        rule: &LockRule,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, StoreError>;
+    /// Takes back an attempt reserved by [`ThrottleStore::reserve_attempt`] that was no failure
+    /// (a correct password, a store error): one off the count, and the counter's previous
+    /// `last_at` back if nobody bumped it since.
+    async fn release_attempt(&self, key: &ThrottleKey, reserved: &Reserved) -> Result<(), StoreError>;
 }
 
 #[async_trait]

@@ -15,7 +15,7 @@ use tessera_core::store::{
     AccountStore, AuditStore, DenyEntry, DenylistRead, DenylistStore, KeyStore, SessionStore, Store, StoreError,
     StoredKey, ThrottleStore,
 };
-use tessera_core::throttle::{Failures, ThrottleKey};
+use tessera_core::throttle::{Failures, LockRule, Reservation, Reserved, ThrottleKey};
 use tessera_core::username::Username;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
@@ -164,5 +164,16 @@ impl ThrottleStore for DistributedStore {
     }
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         self.redis.clear_failures(key).await
+    }
+    async fn reserve_attempt(
+        &self,
+        key: &ThrottleKey,
+        rule: &LockRule,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, StoreError> {
+        self.redis.reserve_attempt(key, rule, now).await
+    }
+    async fn release_attempt(&self, key: &ThrottleKey, reserved: &Reserved) -> Result<(), StoreError> {
+        self.redis.release_attempt(key, reserved).await
     }
 }

@@ -9,7 +9,7 @@ use crate::refresh::RefreshToken;
 use crate::secret::{TokenHash, b64_decode_exact, random_bytes};
 use crate::session::{CsrfToken, OpaqueToken, RefreshState, Session, SessionToken, TokenKind};
 use crate::store::Denied;
-use crate::throttle::ThrottleKey;
+use crate::throttle::{Reservation, Reserved, ThrottleKey};
 use crate::username::Username;
 
 use super::{Auth, ClientInfo, IssuedSession};
@@ -17,6 +17,11 @@ use super::{Auth, ClientInfo, IssuedSession};
 impl Auth {
     /// Password login. Unknown usernames and wrong passwords get one answer, in the same time
     /// (a dummy hash is verified for unknown names), and both count towards the throttle.
+    ///
+    /// The attempt is counted as a failure (per account and per client IP) before the password
+    /// is hashed, atomically with the check that the throttle allows it, so N concurrent
+    /// guesses cost exactly what N sequential ones do. A success clears the account's counter
+    /// and gives the IP's reservation back; an error that judged nothing gives both back.
     pub async fn login(
         &self,
         username: &str,
@@ -27,9 +32,31 @@ impl Auth {
         // A username that cannot exist is simply an unknown one: same answer, same cost.
         let username = Username::parse(username).ok();
         let keys = throttle_keys(username.as_ref(), client);
-        self.check_throttle(&keys, username.as_ref(), client).await?;
+        let reserved = self.reserve_attempts(&keys, username.as_ref(), client).await?;
+        let outcome = self.login_reserved(username.as_ref(), password, client).await;
+        match &outcome {
+            Ok(_) => {
+                for (key, r) in &reserved {
+                    match key {
+                        ThrottleKey::Account(_) => self.store.clear_failures(key).await?,
+                        _ => self.store.release_attempt(key, r).await?,
+                    }
+                }
+            }
+            // The failure stands, counted in advance.
+            Err(AuthError::InvalidCredentials) => {}
+            Err(_) => self.release_attempts(&reserved).await,
+        }
+        outcome
+    }
 
-        let account = match &username {
+    async fn login_reserved(
+        &self,
+        username: Option<&Username>,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let account = match username {
             Some(u) => self.store.account_by_username(u).await?,
             None => None,
         };
@@ -45,18 +72,14 @@ impl Auth {
                     (Some(_), false) => "wrong password",
                     (Some(_), true) => "account disabled",
                 };
-                self.record_failure(&keys, username.as_ref(), other.as_ref(), client, reason).await?;
+                self.audit_failure(username, other.as_ref(), client, reason).await;
                 return Err(AuthError::InvalidCredentials);
             }
         };
 
-        if let Some(u) = &username {
-            self.store.clear_failures(&ThrottleKey::account(u)).await?;
-        }
         let issued = self.start_session(account.clone(), client).await?;
         if !self.still_as_verified(&account, &issued).await? {
-            self.record_failure(&keys, username.as_ref(), Some(&account), client, "account changed during login")
-                .await?;
+            self.audit_failure(username, Some(&account), client, "account changed during login").await;
             return Err(AuthError::InvalidCredentials);
         }
         let mut event =
@@ -68,44 +91,61 @@ impl Auth {
         Ok(issued)
     }
 
-    async fn check_throttle(
+    /// Reserves one attempt under every key, or none: when one key is locked, the ones
+    /// already reserved are given back and the answer is [`AuthError::Throttled`] (audited).
+    pub(super) async fn reserve_attempts(
         &self,
         keys: &[ThrottleKey],
         username: Option<&Username>,
         client: &ClientInfo,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Vec<(ThrottleKey, Reserved)>, AuthError> {
         let now = self.now();
-        let mut wait = None;
+        let mut reserved = Vec::with_capacity(keys.len());
         for key in keys {
-            let failures = self.store.failures(key).await?;
-            wait = wait.max(self.policy.throttle.retry_after(key, failures, now));
-        }
-        match wait {
-            None => Ok(()),
-            Some(retry_after) => {
-                let mut event = AuditEvent::new(now, AuditKind::LoginThrottled).ip(ip_string(client));
-                if let Some(u) = username {
-                    event = event.username(u.as_str());
+            let attempt = match self.store.reserve_attempt(key, &self.policy.throttle.rule(key), now).await {
+                Ok(a) => a,
+                Err(e) => {
+                    self.release_attempts(&reserved).await;
+                    return Err(e.into());
                 }
-                self.audit(event).await;
-                Err(AuthError::Throttled { retry_after })
+            };
+            match attempt {
+                Reservation::Reserved(r) => reserved.push((key.clone(), r)),
+                Reservation::Locked(failures) => {
+                    self.release_attempts(&reserved).await;
+                    // The counter moved between the store's decision and this read: the
+                    // shortest wait there is.
+                    let retry_after = self.policy.throttle.retry_after(key, failures, now).unwrap_or(1);
+                    let mut event = AuditEvent::new(now, AuditKind::LoginThrottled).ip(ip_string(client));
+                    if let Some(u) = username {
+                        event = event.username(u.as_str());
+                    }
+                    self.audit(event).await;
+                    return Err(AuthError::Throttled { retry_after });
+                }
+            }
+        }
+        Ok(reserved)
+    }
+
+    /// Gives reservations back, best effort: a store that fails here leaves them counted,
+    /// which errs on the attacker's side of the ledger.
+    pub(super) async fn release_attempts(&self, reserved: &[(ThrottleKey, Reserved)]) {
+        for (key, r) in reserved {
+            if let Err(e) = self.store.release_attempt(key, r).await {
+                tracing::warn!(error = %e, "could not give back a throttle reservation");
             }
         }
     }
 
-    async fn record_failure(
+    async fn audit_failure(
         &self,
-        keys: &[ThrottleKey],
         username: Option<&Username>,
         account: Option<&Account>,
         client: &ClientInfo,
         reason: &str,
-    ) -> Result<(), AuthError> {
-        let now = self.now();
-        for key in keys {
-            self.store.record_failure(key, now, self.policy.throttle.forget_after).await?;
-        }
-        let mut event = AuditEvent::new(now, AuditKind::LoginFailed).ip(ip_string(client)).detail(reason);
+    ) {
+        let mut event = AuditEvent::new(self.now(), AuditKind::LoginFailed).ip(ip_string(client)).detail(reason);
         if let Some(u) = username {
             event = event.username(u.as_str());
         }
@@ -113,7 +153,6 @@ impl Auth {
             event = event.user(a.id);
         }
         self.audit(event).await;
-        Ok(())
     }
 
     /// Hands out what the mode gives a logged-in client: a session token (session mode); an

@@ -9,13 +9,17 @@ use crate::error::AuthError;
 use crate::id::TokenId;
 use crate::refresh::RefreshToken;
 use crate::session::{RefreshState, Session};
+use crate::throttle::ThrottleKey;
 
 use super::login::ip_string;
 use super::{Auth, ClientInfo, IssuedSession};
 
-/// How far back a presented token is traced to recognise it as the family's (a
-/// generation counter, so this bounds work, not security: an older token is refused anyway).
-const MAX_TRACE: u32 = 10_000;
+/// How far back a presented token is traced to recognise it as the family's: at most this many
+/// HMACs per refresh, which is what a forged token for a known session costs us. A genuine
+/// token more than 100 rotations old is refused like a forged one (it cannot be told apart
+/// without walking further), so its reuse ends nothing; every younger one is recognised and
+/// its reuse ends the family.
+pub const MAX_TRACE: u32 = 100;
 /// Compare-and-set retries before giving up; each failure means another rotation won.
 const MAX_ATTEMPTS: usize = 4;
 
@@ -31,8 +35,24 @@ enum Verdict {
 }
 
 impl Auth {
-    /// `POST /v1/refresh`.
+    /// `POST /v1/refresh`. Refused refresh tokens are counted per client IP; past the
+    /// allowance the answer is [`AuthError::Throttled`] before any work is done.
     pub async fn refresh(&self, raw: &str, client: &ClientInfo) -> Result<IssuedSession, AuthError> {
+        let key = client.ip.map(ThrottleKey::refresh);
+        if let Some(key) = &key {
+            let now = self.now();
+            if let Some(retry_after) = self.policy.throttle.retry_after(key, self.store.failures(key).await?, now) {
+                return Err(AuthError::Throttled { retry_after });
+            }
+        }
+        let outcome = self.refresh_unthrottled(raw, client).await;
+        if let (Err(AuthError::Unauthenticated), Some(key)) = (&outcome, &key) {
+            self.store.record_failure(key, self.now(), self.policy.throttle.forget_after).await?;
+        }
+        outcome
+    }
+
+    async fn refresh_unthrottled(&self, raw: &str, client: &ClientInfo) -> Result<IssuedSession, AuthError> {
         let t = self.tokens_or_internal()?;
         let policy = t.policy.refresh.ok_or(AuthError::Unauthenticated)?;
         let presented = RefreshToken::parse(raw).ok_or(AuthError::Unauthenticated)?;

@@ -189,15 +189,17 @@ impl Auth {
         let new = Password::new_choice(new).map_err(|e| AuthError::Invalid(format!("new_password: {e}")))?;
         let user = auth.user_id;
         let account = self.store.account_by_id(&user).await?.ok_or(AuthError::Unauthenticated)?;
-        // A stolen session must not become an oracle for guessing the password.
+        // A stolen session must not become an oracle for guessing the password: the attempt is
+        // reserved against the account's counter before the hash, as a login's is.
         let key = ThrottleKey::account(&account.username);
-        let now = self.now();
-        if let Some(retry_after) = self.policy.throttle.retry_after(&key, self.store.failures(&key).await?, now) {
-            return Err(AuthError::Throttled { retry_after });
-        }
-        if !self.hasher.verify(&Password::presented(current), &account.password_hash).await? {
-            self.store.record_failure(&key, now, self.policy.throttle.forget_after).await?;
-            return Err(AuthError::InvalidCredentials);
+        let reserved = self.reserve_attempts(std::slice::from_ref(&key), Some(&account.username), client).await?;
+        match self.hasher.verify(&Password::presented(current), &account.password_hash).await {
+            Ok(true) => self.release_attempts(&reserved).await,
+            Ok(false) => return Err(AuthError::InvalidCredentials),
+            Err(e) => {
+                self.release_attempts(&reserved).await;
+                return Err(e.into());
+            }
         }
         let hash = self.hasher.hash(&new).await?;
         self.store.set_password_hash(&user, &hash).await?;

@@ -31,6 +31,7 @@ mod password;
 mod response_headers;
 mod restart;
 mod throttle;
+mod throttle_beyond_login;
 mod timeouts;
 mod usernames;
 
