@@ -53,6 +53,7 @@ impl Application {
                 .map_err(|o| anyhow::anyhow!("server.allowed_origins: {o:?} is not an origin"))?,
             admin_key: (!config.admin.api_key.is_empty())
                 .then(|| TokenHash::of(config.admin.api_key.expose().as_bytes())),
+            verify_keys: config.verify.keys.iter().map(|k| TokenHash::of(k.expose().as_bytes())).collect(),
         });
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -77,6 +78,15 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let header_timeout = self.config.server.header_timeout.as_std();
         let maintenance = tokio::spawn(maintain(self.state.clone()));
+        // Feed connections never end by themselves: end them when the server stops, or the
+        // graceful shutdown would wait for them until its drain timeout.
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(tokens) = state.auth.tokens() {
+                tokens.feed().close();
+            }
+        };
         let served = crate::serve::serve(self.listener, self.router, header_timeout, shutdown).await;
         maintenance.abort();
         self.store.close().await;
@@ -114,6 +124,7 @@ async fn follow_denylist(state: &AppState, tokens: &tessera_core::auth::Tokens) 
     loop {
         tokio::select! {
             _ = changed() => {}
+            () = tokens.denied_here() => {}
             _ = sync.tick() => {}
         }
         if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
