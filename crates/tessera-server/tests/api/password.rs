@@ -182,3 +182,54 @@ async fn password_change_answers_in_the_transport_its_credential_came_by() {
     let fresh = Cookies::from_reply(&reply);
     app.me_cookie(&fresh).await.assert_status(200);
 }
+
+// Passwords are NFKC-normalised at sign-up, login and change (NIST SP 800-63B §5.1.1.2), and
+// nothing else: the same passphrase typed as a composed or decomposed accent, or in fullwidth
+// letters, is one password; spaces and case still count.
+
+/// "café crème" with each accent as a combining character.
+const DECOMPOSED: &str = "cafe\u{301} cre\u{300}me";
+const COMPOSED: &str = "caf\u{e9} cr\u{e8}me";
+
+#[tokio::test]
+async fn signup_with_a_decomposed_password_logs_in_with_the_composed_form() {
+    let app = spawn_app().await;
+    app.signup("alice", DECOMPOSED).await.assert_status(201);
+    app.login_bearer("alice", COMPOSED).await;
+    app.login_bearer("alice", DECOMPOSED).await;
+}
+
+#[tokio::test]
+async fn signup_with_a_compatibility_form_logs_in_with_plain_letters() {
+    let app = spawn_app().await;
+    // Fullwidth letters and digits, and the "ﬁ" ligature.
+    app.signup("alice", "ｐａｓｓｗｏｒｄ１２３ ﬁsh").await.assert_status(201);
+    app.login_bearer("alice", "password123 fish").await;
+}
+
+#[tokio::test]
+async fn passwords_are_never_trimmed_case_folded_or_truncated() {
+    let app = spawn_app().await;
+    app.signup("alice", "  Correct Horse  ").await.assert_status(201);
+    for near_miss in ["Correct Horse", "  correct horse  ", "  CORRECT HORSE  ", "  Correct Horse "] {
+        app.login("alice", near_miss, Some("bearer")).await.assert_401("invalid-credentials");
+    }
+    app.login_bearer("alice", "  Correct Horse  ").await;
+
+    let long = "p".repeat(1024);
+    app.signup("bob", &long).await.assert_status(201);
+    app.login("bob", &long[..1023], Some("bearer")).await.assert_401("invalid-credentials");
+    app.login_bearer("bob", &long).await;
+}
+
+#[tokio::test]
+async fn password_change_normalises_the_new_and_the_current_password() {
+    let app = spawn_app().await;
+    app.signup("alice", COMPOSED).await.assert_status(201);
+    let login = app.login_bearer("alice", COMPOSED).await;
+    // The current password in its decomposed form is accepted; the new one is stored normalised.
+    let reply =
+        app.send(app.post("/v1/password").bearer(&login.token).json(&change(DECOMPOSED, "ｎｅｗ ｐａｓｓ 42"))).await;
+    reply.assert_status(200);
+    app.login_bearer("alice", "new pass 42").await;
+}
