@@ -198,7 +198,8 @@ pub enum ModeSetting {
     Hybrid,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Where credentials travel: cookies set by the server, or `Authorization: Bearer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Cookie,

@@ -25,6 +25,7 @@ mod login;
 mod logout;
 mod me_and_sessions;
 mod one_credential;
+mod openapi;
 mod pages;
 mod password;
 mod response_headers;

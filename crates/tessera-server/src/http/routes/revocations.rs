@@ -28,6 +28,21 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
+#[utoipa::path(
+    get,
+    path = "/v1/revocations",
+    operation_id = "revocations",
+    tag = "tokens",
+    summary = "The revocation feed (server-sent events)",
+    description = "For services that verify access tokens themselves. A `text/event-stream` that never ends by itself: `reset` (the whole live denylist) or the `revoke`s missed since `Last-Event-ID`, then `ready`, then each `revoke` as it happens and a `heartbeat` every second while this instance's denylist copy is fresh. Event data is one line of JSON; entries are `{kind: sid|jti|sub, value, until}` (`sub` also carries `iat_before`).",
+    params(("Last-Event-ID" = Option<String>, Header, description = "The last event id received, to resume")),
+    security(("feed_key" = [])),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "The service key is missing or wrong"),
+        (status = 404, description = "The feed is disabled (no `verify.keys`, or no denylist in this mode)"),
+    )
+)]
 pub async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if state.verify_keys.is_empty() {
         return Err(ApiError::not_found("the revocation feed is disabled: set verify.keys"));
