@@ -23,5 +23,6 @@ mod postgres_outage;
 mod propagation;
 mod redis_data_loss;
 mod redis_outage;
+mod revocation_feed;
 mod revocation_outage;
 mod subscription_loss;

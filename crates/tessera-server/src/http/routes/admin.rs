@@ -25,6 +25,23 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// `POST /v1/admin/users/{id}/revoke-sessions`
+#[utoipa::path(
+    post,
+    path = "/v1/admin/users/{id}/revoke-sessions",
+    operation_id = "admin_revoke_sessions",
+    tag = "admin",
+    summary = "End every session of a user",
+    description = "Ends every session (and refresh token) of the user. Takes the admin key.",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("admin_key" = [])),
+    responses(
+        (status = 204, description = "Done"),
+        (status = 400, description = "Two `Authorization` headers"),
+        (status = 401, description = "No admin key, or a wrong one"),
+        (status = 404, description = "No such user, or the admin endpoints are disabled (no `admin.api_key` set)"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     _: Admin,
