@@ -65,8 +65,13 @@ impl AccountStore for DistributedStore {
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.postgres.list_accounts().await
     }
-    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError> {
-        self.postgres.set_password_hash(id, hash).await
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        self.postgres.set_password_hash(id, current, new).await
     }
     async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
         self.postgres.set_disabled(id, disabled).await
@@ -106,6 +111,9 @@ impl KeyStore for DistributedStore {
 impl SessionStore for DistributedStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         self.redis.insert_session(session).await
+    }
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
+        self.redis.insert_session_capped(session, max).await
     }
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.redis.session(user, id).await

@@ -120,7 +120,17 @@ impl Auth {
 
     /// Disables an account and revokes every session it has, so it stops working at once,
     /// not at the next expiry.
+    ///
+    /// The sessions are ended before the account is written, so a store failing in between
+    /// leaves an enabled account without sessions, never a disabled one whose sessions still
+    /// work (they never reread the account). A second sweep after the write ends the sessions
+    /// of logins that checked the account before the write and stored their session after
+    /// the first sweep.
     pub async fn disable_account(&self, user: &UserId) -> Result<(), AuthError> {
+        if self.store.account_by_id(user).await?.is_none() {
+            return Err(AuthError::NotFound);
+        }
+        self.end_all_sessions(user).await?;
         if !self.store.set_disabled(user, true).await? {
             return Err(AuthError::NotFound);
         }

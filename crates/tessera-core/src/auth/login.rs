@@ -1,5 +1,6 @@
 use crate::account::Account;
 use crate::audit::{AuditEvent, AuditKind};
+use crate::clock::whole_seconds;
 use crate::error::AuthError;
 use time::OffsetDateTime;
 
@@ -164,14 +165,15 @@ impl Auth {
         account: Account,
         client: &ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
-        let now = self.now();
+        let precise = self.now_precise();
+        let now = whole_seconds(precise);
         let Some(tokens) = &self.tokens else {
-            return self.start_opaque_session(account, client, now).await;
+            return self.start_opaque_session(account, client, precise).await;
         };
         let refresh_policy = tokens.policy.refresh;
         let jti = TokenId::generate();
         let Some(refresh_policy) = refresh_policy else {
-            let access = self.sign_access(account.id, None, jti, now)?;
+            let access = self.sign_access(account.id, None, jti, now, None)?;
             return Ok(IssuedSession {
                 account_id: account.id,
                 username: account.username,
@@ -192,16 +194,15 @@ impl Auth {
             // Never used to authenticate: the refresh family is the credential.
             secret_hash: TokenHash::of(&random_bytes::<32>()),
             csrf_hash: csrf_hash(&csrf),
-            created_at: now,
+            created_at: precise,
             last_seen_at: now,
             expires_at: now + self.policy.session.absolute_timeout.min(refresh_policy.ttl),
             user_agent: client.user_agent.as_deref().map(truncate_user_agent),
             ip: ip_string(client),
-            refresh: Some(RefreshState { generation: 0, hash: refresh.hash(), rotated_at: now }),
+            refresh: Some(RefreshState { generation: 0, hash: refresh.hash(), rotated_at: precise }),
         };
-        self.store.insert_session(&session).await?;
-        self.enforce_session_limit(&account, &session).await?;
-        let access = self.sign_access(account.id, Some(id), jti, now)?;
+        self.insert_capped(&account, &session).await?;
+        let access = self.sign_access(account.id, Some(id), jti, now, Some(session.expires_at))?;
         Ok(IssuedSession {
             account_id: account.id,
             username: account.username,
@@ -261,8 +262,9 @@ impl Auth {
         &self,
         account: Account,
         client: &ClientInfo,
-        now: OffsetDateTime,
+        precise: OffsetDateTime,
     ) -> Result<IssuedSession, AuthError> {
+        let now = whole_seconds(precise);
         let id = SessionId::generate();
         let token = SessionToken(OpaqueToken::generate(TokenKind::Session, account.id, id));
         let csrf = CsrfToken::generate();
@@ -272,15 +274,14 @@ impl Auth {
             username: account.username.clone(),
             secret_hash: token.0.secret_hash(),
             csrf_hash: csrf.hash(),
-            created_at: now,
+            created_at: precise,
             last_seen_at: now,
             expires_at: now + self.policy.session.absolute_timeout,
             user_agent: client.user_agent.as_deref().map(truncate_user_agent),
             ip: ip_string(client),
             refresh: None,
         };
-        self.store.insert_session(&session).await?;
-        self.enforce_session_limit(&account, &session).await?;
+        self.insert_capped(&account, &session).await?;
         Ok(IssuedSession {
             account_id: account.id,
             username: account.username,
@@ -292,23 +293,25 @@ impl Auth {
         })
     }
 
-    async fn enforce_session_limit(&self, account: &Account, newest: &Session) -> Result<(), AuthError> {
-        let max = self.policy.session.max_per_user as usize;
-        if max == 0 {
+    /// Stores a new session and, in the same atomic step of the store, ends the oldest
+    /// sessions beyond `session.max_per_user`; their access tokens are denied after (they
+    /// are already gone from the store, so a lost answer here leaves at most access tokens
+    /// that expire on their own, never a session).
+    async fn insert_capped(&self, account: &Account, session: &Session) -> Result<(), AuthError> {
+        let evicted = self.store.insert_session_capped(session, self.policy.session.max_per_user).await?;
+        if evicted.is_empty() {
             return Ok(());
         }
-        let sessions = self.store.sessions_of(&account.id).await?;
-        let excess = sessions.len().saturating_sub(max);
-        for old in sessions.iter().filter(|s| s.id != newest.id).take(excess) {
-            if self.end_session(&account.id, &old.id).await? {
-                self.audit(
-                    AuditEvent::new(self.now(), AuditKind::SessionRevoked)
-                        .user(account.id)
-                        .session(old.id)
-                        .detail("session.max_per_user"),
-                )
-                .await;
-            }
+        let denied: Vec<Denied> = evicted.iter().map(|id| Denied::Session(*id)).collect();
+        self.deny(&denied).await?;
+        for old in evicted {
+            self.audit(
+                AuditEvent::new(self.now(), AuditKind::SessionRevoked)
+                    .user(account.id)
+                    .session(old)
+                    .detail("session.max_per_user"),
+            )
+            .await;
         }
         Ok(())
     }

@@ -97,11 +97,19 @@ impl AccountStore for MemoryStore {
         Ok(self.state().accounts.clone())
     }
 
-    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError> {
-        if let Some(a) = self.state().account_mut(id) {
-            a.password_hash = hash.clone();
-        }
-        Ok(())
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.state().account_mut(id) {
+            Some(a) if a.password_hash == *current => {
+                a.password_hash = new.clone();
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
