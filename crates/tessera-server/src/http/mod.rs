@@ -32,11 +32,46 @@ use state::AppState;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// Every route template, as the metrics label it (`route="/v1/sessions/{id}"`). A route
+/// missing here is counted as `other`.
+pub const ROUTES: [&str; 26] = [
+    "/",
+    "/login",
+    "/signup",
+    "/account",
+    "/tessera.js",
+    "/tessera/pages.js",
+    "/tessera/pages.css",
+    "/tessera/icon.svg",
+    "/v1/accounts",
+    "/v1/login",
+    "/v1/me",
+    "/v1/forward-auth",
+    "/v1/logout",
+    "/v1/logout-all",
+    "/v1/sessions",
+    "/v1/sessions/{id}",
+    "/v1/password",
+    "/v1/admin/users/{id}/revoke-sessions",
+    "/v1/admin/audit",
+    "/v1/refresh",
+    "/v1/introspect",
+    "/v1/revoke",
+    "/.well-known/jwks.json",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
 /// The whole application; `pages` (when given) adds tessera's own web pages.
 pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> Router {
     use routes::*;
-    Router::new()
-        .merge(pages::routes(pages))
+    let metrics = state.metrics.clone();
+    let mut router = Router::new().merge(pages::routes(pages));
+    if metrics.is_some() {
+        router = router.route("/metrics", get(crate::metrics::scrape));
+    }
+    let router = router
         .route("/v1/accounts", post(accounts::sign_up))
         .route("/v1/login", post(login::login))
         .route("/v1/me", get(sessions::me))
@@ -47,6 +82,7 @@ pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::P
         .route("/v1/sessions/{id}", delete(sessions::revoke))
         .route("/v1/password", post(password::change))
         .route("/v1/admin/users/{id}/revoke-sessions", post(admin::revoke_sessions))
+        .route("/v1/admin/audit", get(admin::audit))
         .route("/v1/refresh", post(tokens::refresh))
         .route("/v1/introspect", post(tokens::introspect))
         .route("/v1/revoke", post(tokens::revoke))
@@ -60,8 +96,13 @@ pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::P
         .layer(middleware::from_fn(move |req, next| guard(request_timeout, req, next)))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-        .layer(middleware::map_response(secure_headers))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()));
+    // Outside the limits and the panic catcher, so their answers are counted too.
+    let router = match metrics {
+        Some(m) => router.layer(middleware::from_fn_with_state(m, crate::metrics::track)),
+        None => router,
+    };
+    router.layer(middleware::map_response(secure_headers))
 }
 
 /// Limits every request passes (one middleware, not two: this runs on every request).

@@ -1,5 +1,6 @@
+use axum::Json;
 use axum::extract::FromRequestParts;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use tessera_core::UserId;
@@ -33,4 +34,22 @@ pub async fn revoke_sessions(
     let user = UserId::parse(&id).ok_or_else(|| ApiError::not_found("no such user"))?;
     state.auth.admin_revoke_sessions(&user).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/admin/audit?user=&event=&since=&cursor=&limit=`: the audit trail, newest first,
+/// a page at a time (`next_cursor` is the `cursor` of the next page; `null` on the last).
+pub async fn audit(
+    State(state): State<AppState>,
+    _: Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|_| ApiError::bad_request("query: not a valid query string"))?;
+    let filters = crate::audit::Filters::from_pairs(&pairs, state.auth.now())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (records, next) = crate::audit::query(&state.auth, &state.backend, &filters).await?;
+    Ok(Json(serde_json::json!({
+        "events": records.iter().map(crate::audit::record_json).collect::<Vec<_>>(),
+        "next_cursor": next.map(|c| c.to_string()),
+    })))
 }
