@@ -1,7 +1,7 @@
 //! Reading the audit trail back: the filters `tessera audit` and `GET /v1/admin/audit` share,
 //! their parsing (a bad filter is an error naming it), and one JSON shape for a record.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tessera_core::audit::AuditKind;
 use tessera_core::{Auth, AuthError, Username};
 use tessera_store::{AuditQuery, AuditRecord};
@@ -131,17 +131,47 @@ pub async fn query(auth: &Auth, backend: &Backend, f: &Filters) -> Result<(Vec<A
     Ok((records, next))
 }
 
-/// A record as JSON: `seq`, `at` (RFC 3339), `event`, `user_id`, `session_id`, `username`,
-/// `ip`, `detail`; absent values are `null`.
+/// A record as the API and `tessera audit --json` show it; absent values are `null`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// Increases with every stored event.
+    pub seq: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// The kind of event, e.g. `login_failed`.
+    pub event: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub username: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<&AuditRecord> for AuditEntry {
+    fn from(r: &AuditRecord) -> Self {
+        Self {
+            seq: r.seq,
+            at: r.at.format(&Rfc3339).unwrap_or_default(),
+            event: r.kind.clone(),
+            user_id: r.user_id.map(|u| u.to_string()),
+            session_id: r.session_id.map(|s| s.to_string()),
+            username: r.username.clone(),
+            ip: r.ip.clone(),
+            detail: r.detail.clone(),
+        }
+    }
+}
+
+/// One page of `GET /v1/admin/audit`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub events: Vec<AuditEntry>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A record as one line of JSON.
 pub fn record_json(r: &AuditRecord) -> Value {
-    json!({
-        "seq": r.seq,
-        "at": r.at.format(&Rfc3339).unwrap_or_default(),
-        "event": r.kind,
-        "user_id": r.user_id.map(|u| u.to_string()),
-        "session_id": r.session_id.map(|s| s.to_string()),
-        "username": r.username,
-        "ip": r.ip,
-        "detail": r.detail,
-    })
+    serde_json::to_value(AuditEntry::from(r)).unwrap_or(Value::Null)
 }

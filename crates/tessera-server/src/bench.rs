@@ -1,15 +1,21 @@
 //! `tessera bench`: measures this machine. Each server under test runs on a one-worker
 //! runtime on its own thread and the load generator on another, so on a two-core machine the
 //! server has one core and the load the other. Every figure is measured in the same run as
-//! the bare axum handler it is compared with, so the ratio is meaningful where the absolute
-//! numbers are not. Each mode is measured twice: `GET /v1/me`, and `GET /v1/forward-auth` as
-//! a trusted proxy asks it (same credential), which should cost no more.
+//! the baselines it is compared with, so the ratio is meaningful where the absolute numbers
+//! are not. The baselines are what a user would write instead: a bare axum handler with a
+//! minimal body, the same handler serialising tessera's `/v1/me` document, and (with Redis
+//! configured) a handler doing one Redis `GET` per request through the same client library.
+//! Each row reports requests/s, the server's CPU per request (the process's CPU less the load
+//! generator's thread, from `/proc`), p50/p99 latency, and for rows that read Redis, Redis's
+//! own CPU per request (`INFO cpu`). Each mode is measured twice: `GET /v1/me`, and
+//! `GET /v1/forward-auth` as a trusted proxy asks it (same credential), which should cost no
+//! more.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -85,24 +91,37 @@ const MODES: [(&str, &str); 8] = [
 
 /// Measured on PostgreSQL + Redis when the configuration names them: the same hybrid mode as
 /// on the embedded store (the denylist check is local, so the two should be close), and the
-/// session mode, which reads Redis on every request.
-const DISTRIBUTED_MODES: [(&str, &str); 2] = [
+/// two that read Redis on every request — session mode and the allowlist — which are held to
+/// the hand-written one-`GET` handler.
+const DISTRIBUTED_MODES: [(&str, &str); 3] = [
     ("session mode, Redis", "[auth]\nmode = \"session\""),
+    ("hybrid + allowlist, EdDSA, Redis", "[auth]\nmode = \"hybrid\"\n[revocation]\ncheck = \"allowlist\""),
     ("hybrid + denylist, EdDSA, PG + Redis", "[auth]\nmode = \"hybrid\"\n[revocation]\ncheck = \"denylist\""),
 ];
 
+/// One server under load: a tessera mode or a baseline.
 struct Target {
-    name: &'static str,
+    name: String,
     server: ServerThread,
-    request: String,
-    /// The same credential, asked about by a proxy.
-    forward_auth: String,
-    token_len: usize,
+    request: Arc<[u8]>,
+    /// The same credential, asked about by a proxy (tessera's modes only).
+    forward_auth: Option<Arc<[u8]>>,
+    /// The credential's length (tessera's modes only).
+    token_len: Option<usize>,
+    /// Reads Redis on every request: compared with the one-`GET` handler, and Redis's own CPU
+    /// is reported beside it.
+    reads_redis: bool,
 }
 
 /// The loopback address the load generator connects from, trusted as a proxy so that
 /// forward auth reads the original method and URI as it does behind nginx or Caddy.
 const PROXY: &str = "127.0.0.1";
+
+/// What a bare handler answers when it has nothing to say: the smallest honest JSON.
+#[derive(serde::Serialize)]
+struct Minimal {
+    ok: bool,
+}
 
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -117,6 +136,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     };
     let mut targets = Vec::new();
     let mut me_body = String::new();
+    let mut redis_me_body = String::new();
     let distributed_modes = scratch.iter().flat_map(|s| DISTRIBUTED_MODES.iter().map(move |m| (m, Some(s))));
     for (i, ((name, toml), scratch)) in MODES.iter().map(|m| (m, None)).chain(distributed_modes).enumerate() {
         // Tokens must outlive the whole run.
@@ -131,13 +151,17 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         if let Some(scratch) = scratch {
             scratch.configure(&mut config, i);
         }
+        let reads_redis = scratch.is_some() && reads_per_request(&config);
         let server = ServerThread::start(move || async move {
             let app = Application::build(config, Arc::new(SystemClock)).await?;
             Ok((app.local_addr(), move |stop| app.run_until_stopped(stop)))
         })?;
         let (token, body) = login(server.addr, i).await?;
         if me_body.is_empty() {
-            me_body = body;
+            me_body = body.clone();
+        }
+        if reads_redis && redis_me_body.is_empty() {
+            redis_me_body = body;
         }
         let credential = format!("Authorization: Bearer {token}\r\n");
         let request = format!("GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\n{credential}\r\n");
@@ -145,53 +169,103 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             "GET /v1/forward-auth HTTP/1.1\r\nHost: 127.0.0.1\r\n{credential}\
              X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /app/page\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"
         );
-        targets.push(Target { name, server, request, forward_auth, token_len: token.len() });
+        targets.push(Target {
+            name: (*name).to_owned(),
+            server,
+            request: Arc::from(request.as_bytes()),
+            forward_auth: Some(Arc::from(forward_auth.as_bytes())),
+            token_len: Some(token.len()),
+            reads_redis,
+        });
     }
-    // The baseline serialises the same JSON document on every request, as tessera's handler
-    // does, but authenticates nothing: the ratio is the cost of authentication alone.
+    let bare_request: Arc<[u8]> = Arc::from(&b"GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..]);
+    let baseline = |name: &str, server| Target {
+        name: name.to_owned(),
+        server,
+        request: bare_request.clone(),
+        forward_auth: None,
+        token_len: None,
+        reads_redis: false,
+    };
+    // The handler a user would write first: no authentication, a small JSON.
+    let minimal = bare_server(|| axum::Json(Minimal { ok: true }))?;
+    // The same handler serialising tessera's `/v1/me` document on every request, as tessera
+    // does: the difference between the two baselines is the body alone.
     let document: &'static serde_json::Value = Box::leak(Box::new(serde_json::from_str(&me_body)?));
-    let bare = ServerThread::start(move || async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let router = axum::Router::new().route("/v1/me", get(move || std::future::ready(axum::Json(document))));
-        Ok((addr, move |stop| async move { Ok(axum::serve(listener, router).with_graceful_shutdown(stop).await?) }))
-    })?;
-    let bare_request = targets[0].request.clone();
+    let with_body = bare_server(move || axum::Json(document))?;
+    let mut baselines = vec![
+        baseline("bare axum handler, minimal body", minimal),
+        baseline("bare axum handler, tessera's body", with_body),
+    ];
+    if let Some(scratch) = &scratch {
+        let body: &'static serde_json::Value = Box::leak(Box::new(serde_json::from_str(&redis_me_body)?));
+        let server = one_get_server(scratch, body).await?;
+        baselines.push(Target { reads_redis: true, ..baseline("one Redis GET per request (hand-written)", server) });
+    }
+    let (n_baselines, has_get) = (baselines.len(), scratch.is_some());
+    baselines.extend(targets);
+    let targets = baselines;
+    let redis_url = scratch.as_ref().map(|s| s.redis_url.clone());
 
     // Interleaved rounds, medians reported: on two cores one run can be off by a third.
-    let mut bare_runs = Vec::new();
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-    let mut forward_runs: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut runs: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
+    let mut forward_runs: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     for _ in 0..options.rounds {
-        bare_runs.push(load(bare.addr, &bare_request, &options)?);
         for (t, (r, f)) in targets.iter().zip(runs.iter_mut().zip(forward_runs.iter_mut())) {
-            r.push(load(t.server.addr, &t.request, &options)?);
-            f.push(load(t.server.addr, &t.forward_auth, &options)?);
+            let redis = if t.reads_redis { redis_url.as_deref() } else { None };
+            r.push(load(t.server.addr, &t.request, &options, redis)?);
+            if let Some(forward) = &t.forward_auth {
+                f.push(load(t.server.addr, forward, &options, redis)?);
+            }
         }
     }
-    let bare_rps = median(&mut bare_runs);
-    bare.stop()?;
+    let me: Vec<Sample> = runs.iter_mut().map(|r| Sample::median(r)).collect();
+    let forward: Vec<Option<Sample>> =
+        forward_runs.iter_mut().map(|r| (!r.is_empty()).then(|| Sample::median(r))).collect();
+    let bare_rps = me[0].rps;
+    let get_rps = has_get.then(|| me[n_baselines - 1].rps);
 
     println!();
     println!(
-        "{:<36} {:>12} {:>9} {:>13} {:>16} {:>9}",
-        "GET /v1/me", "requests/s", "vs bare", "credential B", "forward-auth/s", "vs bare"
+        "{:<42} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>10} {:>6}",
+        "GET /v1/me", "requests/s", "vs bare", "vs GET", "CPU µs/req", "p50 µs", "p99 µs", "Redis µs", "cred B"
     );
-    println!(
-        "{:<36} {:>12.0} {:>8.0}% {:>13} {:>16} {:>9}",
-        "bare axum handler (no auth)", bare_rps, 100.0, "-", "-", "-"
-    );
-    for (t, (r, f)) in targets.into_iter().zip(runs.iter_mut().zip(forward_runs.iter_mut())) {
-        let (rps, forward_rps) = (median(r), median(f));
+    for (t, s) in targets.iter().zip(&me) {
+        let vs_get = match get_rps {
+            Some(g) if t.reads_redis => format!("{:.0}%", 100.0 * s.rps / g),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{:<36} {:>12.0} {:>8.0}% {:>13} {:>16.0} {:>8.0}%",
+            "{:<42} {:>10.0} {:>7.0}% {:>8} {:>10.1} {:>8.0} {:>8.0} {:>10} {:>6}",
             t.name,
-            rps,
-            100.0 * rps / bare_rps,
-            t.token_len,
-            forward_rps,
-            100.0 * forward_rps / bare_rps
+            s.rps,
+            100.0 * s.rps / bare_rps,
+            vs_get,
+            s.cpu_us,
+            s.p50_us,
+            s.p99_us,
+            s.redis_us.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}")),
+            t.token_len.map_or_else(|| "-".to_owned(), |n| n.to_string()),
         );
+    }
+    println!();
+    println!(
+        "{:<42} {:>10} {:>8} {:>10} {:>10}",
+        "GET /v1/forward-auth", "requests/s", "vs bare", "vs /v1/me", "CPU µs/req"
+    );
+    for ((t, s), f) in targets.iter().zip(&me).zip(&forward) {
+        if let Some(f) = f {
+            println!(
+                "{:<42} {:>10.0} {:>7.0}% {:>9.0}% {:>10.1}",
+                t.name,
+                f.rps,
+                100.0 * f.rps / bare_rps,
+                100.0 * f.rps / s.rps,
+                f.cpu_us
+            );
+        }
+    }
+    for t in targets {
         t.server.stop()?;
     }
 
@@ -204,6 +278,93 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         result?;
     }
     Ok(())
+}
+
+/// Whether a configuration reads the remote store on every request: session mode, and the
+/// allowlist check.
+fn reads_per_request(config: &Config) -> bool {
+    use crate::config::ModeSetting;
+    config.auth.mode == ModeSetting::Session
+        || config.revocation_check() == tessera_core::revocation::RevocationCheck::Allowlist
+}
+
+/// A bare axum server answering `GET /v1/me` with `handler`.
+fn bare_server<H, R>(handler: H) -> anyhow::Result<ServerThread>
+where
+    H: Fn() -> R + Clone + Send + Sync + 'static,
+    R: axum::response::IntoResponse + Send + 'static,
+{
+    ServerThread::start(move || async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let router = axum::Router::new().route("/v1/me", get(move || std::future::ready(handler())));
+        Ok((addr, move |stop| async move { Ok(axum::serve(listener, router).with_graceful_shutdown(stop).await?) }))
+    })
+}
+
+/// The handler a user would write for a session store in Redis: one `GET` of a value the size
+/// of a tessera session, under a key as long as tessera's, through the same client library
+/// (`redis`, `ConnectionManager` with its defaults); 401 when the key is missing, otherwise
+/// the same `/v1/me` document tessera answers.
+async fn one_get_server(scratch: &Scratch, body: &'static serde_json::Value) -> anyhow::Result<ServerThread> {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    let key = format!("{}:get:{{u:{}}}:s:{}", scratch.name, UserId::generate(), SessionId::generate());
+    let mut conn = redis_connection(&scratch.redis_url).await?;
+    let value = vec![0x5a_u8; TYPICAL_SESSION_BYTES];
+    let _: () = redis::cmd("SET").arg(&key).arg(value).query_async(&mut conn).await?;
+    let url = scratch.redis_url.clone();
+    ServerThread::start(move || async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let redis = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
+        let key: &'static str = Box::leak(key.into_boxed_str());
+        let handler = move || {
+            let mut redis = redis.clone();
+            async move {
+                let value: Result<Option<Vec<u8>>, _> = redis::cmd("GET").arg(key).query_async(&mut redis).await;
+                match value {
+                    Ok(Some(_)) => axum::Json(body).into_response(),
+                    Ok(None) => StatusCode::UNAUTHORIZED.into_response(),
+                    Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                }
+            }
+        };
+        let router = axum::Router::new().route("/v1/me", get(handler));
+        Ok((addr, move |stop| async move { Ok(axum::serve(listener, router).with_graceful_shutdown(stop).await?) }))
+    })
+}
+
+/// About what a typical browser session takes in Redis (see `codec.rs` in tessera-store).
+const TYPICAL_SESSION_BYTES: usize = 220;
+
+/// What one run against one server measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    rps: f64,
+    /// CPU time of the whole process less the load generator's thread, per response.
+    cpu_us: f64,
+    p50_us: f64,
+    p99_us: f64,
+    /// Redis's own CPU (`INFO cpu`) per response, for servers that read Redis.
+    redis_us: Option<f64>,
+}
+
+impl Sample {
+    /// The median of each figure on its own.
+    fn median(runs: &mut [Sample]) -> Sample {
+        let of = |f: fn(&Sample) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            median(&mut v)
+        };
+        Sample {
+            rps: of(|s| s.rps),
+            cpu_us: of(|s| s.cpu_us),
+            p50_us: of(|s| s.p50_us),
+            p99_us: of(|s| s.p99_us),
+            redis_us: runs[0].redis_us.is_some().then(|| of(|s| s.redis_us.unwrap_or(0.0))),
+        }
+    }
 }
 
 /// The bench's own PostgreSQL schema and Redis key prefix.
@@ -402,51 +563,132 @@ async fn http(
 }
 
 /// Drives `connections` keep-alive connections, each sending `request` and reading the whole
-/// answer before the next, on a one-thread runtime of its own. Returns responses per second.
-fn load(addr: SocketAddr, request: &str, options: &BenchOptions) -> anyhow::Result<f64> {
-    let request: Arc<[u8]> = Arc::from(request.as_bytes());
+/// answer before the next, on a one-thread runtime of its own. Measures responses per second,
+/// the latency of each, the CPU the rest of the process spent per response (the server under
+/// test: every other server is idle), and with `redis` Redis's CPU per response.
+fn load(addr: SocketAddr, request: &Arc<[u8]>, options: &BenchOptions, redis: Option<&str>) -> anyhow::Result<Sample> {
+    let request = Arc::clone(request);
     let options = options.clone();
-    std::thread::spawn(move || -> anyhow::Result<f64> {
+    let redis = redis.map(str::to_owned);
+    std::thread::spawn(move || -> anyhow::Result<Sample> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async move {
+            let mut redis = match redis {
+                Some(url) => Some(redis_connection(&url).await?),
+                None => None,
+            };
             let counting = Arc::new(AtomicBool::new(false));
             let stop = Arc::new(AtomicBool::new(false));
-            let done = Arc::new(AtomicU64::new(0));
             let mut tasks = Vec::new();
             for _ in 0..options.connections {
-                let (request, counting, stop, done) = (request.clone(), counting.clone(), stop.clone(), done.clone());
+                let (request, counting, stop) = (request.clone(), counting.clone(), stop.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut stream = TcpStream::connect(addr).await?;
                     stream.set_nodelay(true)?;
                     let mut buf = vec![0u8; 16 * 1024];
+                    let mut latencies: Vec<u32> = Vec::with_capacity(64 * 1024);
                     while !stop.load(Ordering::Relaxed) {
+                        let sent = Instant::now();
                         stream.write_all(&request).await?;
                         let status = read_response(&mut stream, &mut buf).await?;
                         if status != 200 {
                             bail!("answered {status} under load");
                         }
                         if counting.load(Ordering::Relaxed) {
-                            done.fetch_add(1, Ordering::Relaxed);
+                            latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
                         }
                     }
-                    anyhow::Ok(())
+                    anyhow::Ok(latencies)
                 }));
             }
             tokio::time::sleep(options.warmup).await;
+            let redis_before = match &mut redis {
+                Some(conn) => Some(redis_cpu_seconds(conn).await?),
+                None => None,
+            };
+            let cpu_before = Cpu::now()?;
             counting.store(true, Ordering::Relaxed);
             let start = Instant::now();
             tokio::time::sleep(options.duration).await;
-            let count = done.load(Ordering::Relaxed);
-            let elapsed = start.elapsed();
             stop.store(true, Ordering::Relaxed);
+            let elapsed = start.elapsed();
+            let cpu = Cpu::now()?.since(cpu_before);
+            let redis_after = match &mut redis {
+                Some(conn) => Some(redis_cpu_seconds(conn).await?),
+                None => None,
+            };
+            let mut latencies = Vec::new();
             for t in tasks {
-                t.await??;
+                latencies.extend(t.await??);
             }
-            Ok(count as f64 / elapsed.as_secs_f64())
+            latencies.sort_unstable();
+            let count = latencies.len().max(1) as f64;
+            Ok(Sample {
+                rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+                cpu_us: cpu.others_seconds() * 1e6 / count,
+                p50_us: percentile(&latencies, 0.50),
+                p99_us: percentile(&latencies, 0.99),
+                redis_us: redis_before.zip(redis_after).map(|(b, a)| (a - b) * 1e6 / count),
+            })
         })
     })
     .join()
     .map_err(|_| anyhow::anyhow!("load generator panicked"))?
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    f64::from(sorted[i.min(sorted.len() - 1)])
+}
+
+/// CPU time of the whole process and of the calling thread, from `/proc` (in clock ticks of
+/// 10 ms: Linux's `USER_HZ` is 100). Over seconds of load the tick is well under 1%.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    process: u64,
+    thread: u64,
+}
+
+const TICK_SECONDS: f64 = 0.01;
+
+impl Cpu {
+    fn now() -> anyhow::Result<Self> {
+        Ok(Self { process: ticks("/proc/self/stat")?, thread: ticks("/proc/thread-self/stat")? })
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu { process: self.process.saturating_sub(before.process), thread: self.thread.saturating_sub(before.thread) }
+    }
+
+    /// The process's CPU less the calling thread's: with the load generator calling, the
+    /// server's.
+    fn others_seconds(self) -> f64 {
+        self.process.saturating_sub(self.thread) as f64 * TICK_SECONDS
+    }
+}
+
+/// `utime + stime` of a `/proc/…/stat` file (fields 14 and 15, counted after the command name,
+/// which may itself hold spaces and parentheses).
+fn ticks(path: &str) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).with_context(|| format!("odd {path}"));
+    Ok(field(11)? + field(12)?)
+}
+
+/// `used_cpu_user + used_cpu_sys` of the Redis server, in seconds.
+async fn redis_cpu_seconds(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<f64> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<f64>().ok())
+            .with_context(|| format!("no {name} in INFO cpu"))
+    };
+    Ok(field("used_cpu_user")? + field("used_cpu_sys")?)
 }
 
 /// Reads one HTTP/1.1 response with a Content-Length body; returns its status.

@@ -5,6 +5,7 @@ pub mod content_type;
 pub mod cookies;
 pub mod extract;
 pub mod forwarded;
+pub mod openapi;
 pub mod origin;
 pub mod original;
 pub mod pages;
@@ -15,16 +16,18 @@ pub mod views;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderValue;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE, X_CONTENT_TYPE_OPTIONS};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use problem::ApiError;
 use state::AppState;
@@ -34,7 +37,7 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Every route template, as the metrics label it (`route="/v1/sessions/{id}"`). A route
 /// missing here is counted as `other`.
-pub const ROUTES: [&str; 26] = [
+pub const ROUTES: [&str; 28] = [
     "/",
     "/login",
     "/signup",
@@ -57,41 +60,57 @@ pub const ROUTES: [&str; 26] = [
     "/v1/refresh",
     "/v1/introspect",
     "/v1/revoke",
+    "/v1/revocations",
     "/.well-known/jwks.json",
+    "/openapi.json",
     "/healthz",
     "/readyz",
     "/metrics",
 ];
 
+/// Every route, and the OpenAPI document that describes them, from one definition: each
+/// handler carries its `#[utoipa::path]`, and `routes!` routes it where that says. `pages`
+/// (when given) adds tessera's own web pages. The router still wants its state.
+pub fn api(pages: Option<pages::Pages>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::*;
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(pages::routes(pages))
+        .routes(routes!(accounts::sign_up))
+        .routes(routes!(login::login))
+        .routes(routes!(sessions::me))
+        .routes(routes!(forward_auth::forward_auth))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::logout_all))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(password::change))
+        .routes(routes!(admin::revoke_sessions))
+        .routes(routes!(admin::audit))
+        .routes(routes!(tokens::refresh))
+        .routes(routes!(tokens::introspect))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(revocations::feed))
+        .routes(routes!(tokens::jwks))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi::document))
+        .split_for_parts()
+}
+
 /// The whole application; `pages` (when given) adds tessera's own web pages.
 pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> Router {
-    use routes::*;
+    let (mut routes, doc) = api(pages);
+    let doc = openapi::Serialized::new(&openapi::finish(doc, &state.cookies));
+    // Prometheus text for operators, not part of the JSON API the document describes.
     let metrics = state.metrics.clone();
-    let mut router = Router::new().merge(pages::routes(pages));
     if metrics.is_some() {
-        router = router.route("/metrics", get(crate::metrics::scrape));
+        routes = routes.route("/metrics", axum::routing::get(crate::metrics::scrape));
     }
-    let router = router
-        .route("/v1/accounts", post(accounts::sign_up))
-        .route("/v1/login", post(login::login))
-        .route("/v1/me", get(sessions::me))
-        .route("/v1/forward-auth", get(forward_auth::forward_auth))
-        .route("/v1/logout", post(sessions::logout))
-        .route("/v1/logout-all", post(sessions::logout_all))
-        .route("/v1/sessions", get(sessions::list))
-        .route("/v1/sessions/{id}", delete(sessions::revoke))
-        .route("/v1/password", post(password::change))
-        .route("/v1/admin/users/{id}/revoke-sessions", post(admin::revoke_sessions))
-        .route("/v1/admin/audit", get(admin::audit))
-        .route("/v1/refresh", post(tokens::refresh))
-        .route("/v1/introspect", post(tokens::introspect))
-        .route("/v1/revoke", post(tokens::revoke))
-        .route("/.well-known/jwks.json", get(tokens::jwks))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let router = routes
         .fallback(|| async { ApiError::not_found("no such path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
+        .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(move |req, next| guard(request_timeout, req, next)))
         .layer(TraceLayer::new_for_http())

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{
@@ -20,8 +19,12 @@ use axum::http::header::{
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use tessera_core::secret::{TokenHash, b64};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Required, Type};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::extract::Caller;
 use super::state::AppState;
@@ -72,23 +75,107 @@ impl Pages {
     }
 }
 
-/// The routes: `/tessera.js` always; the pages and their assets when `pages` is given.
-pub fn routes(pages: Option<Pages>) -> Router<AppState> {
-    let router = Router::new().route("/tessera.js", get(|h: HeaderMap| async move { CLIENT.serve(&h) }));
-    let Some(pages) = pages else { return router };
+/// The routes, each with its description in the OpenAPI document: `/tessera.js` always; the
+/// pages and their assets when `pages` is given.
+pub fn routes(pages: Option<Pages>) -> OpenApiRouter<AppState> {
+    let client = get(|h: HeaderMap| async move { CLIENT.serve(&h) });
+    let router =
+        Documented(OpenApiRouter::new()).asset("/tessera.js", client, "The browser client module", "text/javascript");
+    let Some(pages) = pages else { return router.0 };
     let login = pages.login.clone();
     let account = pages.account.clone();
     let mut router = router
-        .route("/", get(root))
-        .route("/login", get(move |q: ReturnQuery| async move { html(&login, return_to(q)) }))
-        .route("/account", get(move || async move { html(&account, None) }))
-        .route("/tessera/pages.js", get(|h: HeaderMap| async move { PAGES_SCRIPT.serve(&h) }))
-        .route("/tessera/pages.css", get(|h: HeaderMap| async move { STYLES.serve(&h) }))
-        .route("/tessera/icon.svg", get(|h: HeaderMap| async move { ICON.serve(&h) }));
+        .page("/login", get(move |q: ReturnQuery| async move { html(&login, return_to(q)) }), "The login page", true)
+        .page("/account", get(move || async move { html(&account, None) }), "The account page", false)
+        .asset(
+            "/tessera/pages.js",
+            get(|h: HeaderMap| async move { PAGES_SCRIPT.serve(&h) }),
+            "The pages' script",
+            "text/javascript",
+        )
+        .asset(
+            "/tessera/pages.css",
+            get(|h: HeaderMap| async move { STYLES.serve(&h) }),
+            "The pages' styles",
+            "text/css",
+        )
+        .asset("/tessera/icon.svg", get(|h: HeaderMap| async move { ICON.serve(&h) }), "The icon", "image/svg+xml");
+    router.0 = router.0.route("/", get(root));
+    router.0.get_openapi_mut().paths.add_path_operation("/", vec![HttpMethod::Get], root_doc());
     if let Some(signup) = pages.signup {
-        router = router.route("/signup", get(move |q: ReturnQuery| async move { html(&signup, return_to(q)) }));
+        let signup_page = get(move |q: ReturnQuery| async move { html(&signup, return_to(q)) });
+        router = router.page("/signup", signup_page, "The sign-up page (only while sign-up is open)", true);
     }
-    router
+    router.0
+}
+
+/// Routes whose handlers are closures over the rendered pages, described here as they are
+/// routed (`#[utoipa::path]` describes named functions only).
+struct Documented(OpenApiRouter<AppState>);
+
+impl Documented {
+    fn page(mut self, path: &str, handler: MethodRouter<AppState>, summary: &str, return_to: bool) -> Self {
+        let mut op = OperationBuilder::new()
+            .operation_id(Some(operation_id(path)))
+            .tag("pages")
+            .summary(Some(summary))
+            .response("200", content_response("The page", "text/html"));
+        if return_to {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("return_to")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some("Where to go after success: a path on this origin; anything else is ignored."))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        self.0 = self.0.route(path, handler);
+        self.0.get_openapi_mut().paths.add_path_operation(path, vec![HttpMethod::Get], op.build());
+        self
+    }
+
+    fn asset(mut self, path: &str, handler: MethodRouter<AppState>, summary: &str, media: &str) -> Self {
+        let op = OperationBuilder::new()
+            .operation_id(Some(operation_id(path)))
+            .tag("pages")
+            .summary(Some(summary))
+            .description(Some("Cacheable with an `ETag`; `If-None-Match` with it answers 304."))
+            .parameter(
+                ParameterBuilder::new()
+                    .name("If-None-Match")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            )
+            .response("200", content_response("The file", media))
+            .response("304", ResponseBuilder::new().description("Not modified").build());
+        self.0 = self.0.route(path, handler);
+        self.0.get_openapi_mut().paths.add_path_operation(path, vec![HttpMethod::Get], op.build());
+        self
+    }
+}
+
+/// `/tessera/pages.js` → `page_tessera_pages_js`.
+fn operation_id(path: &str) -> String {
+    format!("page_{}", path.trim_start_matches('/').replace(['/', '.'], "_"))
+}
+
+fn content_response(description: &str, media: &str) -> utoipa::openapi::Response {
+    let text = ObjectBuilder::new().schema_type(Type::String);
+    ResponseBuilder::new()
+        .description(description)
+        .content(media, ContentBuilder::new().schema(Some(text)).build())
+        .build()
+}
+
+fn root_doc() -> utoipa::openapi::path::Operation {
+    OperationBuilder::new()
+        .operation_id(Some("page_root"))
+        .tag("pages")
+        .summary(Some("To the account page when signed in, else to the login page"))
+        .response("303", ResponseBuilder::new().description("`Location`: `/account` or `/login`").build())
+        .build()
 }
 
 type ReturnQuery = Result<Query<HashMap<String, String>>, QueryRejection>;

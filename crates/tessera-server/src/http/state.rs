@@ -26,6 +26,9 @@ pub struct Shared {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The store itself, for what the domain does not do (reading the audit trail).
     pub backend: crate::startup::Backend,
+    /// SHA-256 of each `verify.keys` entry: the service keys of the revocation feed. Empty
+    /// disables the feed.
+    pub verify_keys: Vec<TokenHash>,
 }
 
 impl AppState {

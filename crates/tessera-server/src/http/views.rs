@@ -4,11 +4,14 @@ use serde::Serialize;
 use tessera_core::account::UserView;
 use tessera_core::{Session, SessionId};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView<'a> {
+    /// The session's public id (not its token).
+    #[schema(value_type = String)]
     pub id: SessionId,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -18,8 +21,11 @@ pub struct SessionView<'a> {
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub idle_expires_at: OffsetDateTime,
+    /// The `User-Agent` of the login that opened it.
     pub user_agent: Option<&'a str>,
+    /// The client address of the login that opened it.
     pub ip: Option<&'a str>,
+    /// Whether this is the session of the request that lists it.
     pub current: bool,
 }
 
@@ -40,8 +46,9 @@ impl<'a> SessionView<'a> {
 }
 
 /// The `session` part of login's answer.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionSummary {
+    #[schema(value_type = String)]
     pub id: SessionId,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -51,21 +58,28 @@ pub struct SessionSummary {
 
 /// Login's answer (SPEC §2). Credentials appear only for the bearer transport; the cookie
 /// transport puts them in cookies and gives the page only the CSRF token.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginAnswer {
+    #[schema(value_type = super::openapi::User)]
     pub user: UserView,
     /// `null` only in the jwt mode without refresh, which keeps no server session.
     pub session: Option<SessionSummary>,
+    /// jwt and hybrid modes, bearer transport: the JWT access token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// `Bearer`, with an access token.
     pub token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Seconds the access token lives.
     pub expires_in: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Bearer transport where refresh is on: the refresh token, for `/v1/refresh`.
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Session mode, bearer transport: the session token.
     pub session_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Cookie transport: the token unsafe requests send in `X-CSRF-Token`.
     pub csrf_token: Option<String>,
 }

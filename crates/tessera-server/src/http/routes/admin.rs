@@ -26,6 +26,23 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// `POST /v1/admin/users/{id}/revoke-sessions`
+#[utoipa::path(
+    post,
+    path = "/v1/admin/users/{id}/revoke-sessions",
+    operation_id = "admin_revoke_sessions",
+    tag = "admin",
+    summary = "End every session of a user",
+    description = "Ends every session (and refresh token) of the user. Takes the admin key.",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("admin_key" = [])),
+    responses(
+        (status = 204, description = "Done"),
+        (status = 400, description = "Two `Authorization` headers"),
+        (status = 401, description = "No admin key, or a wrong one"),
+        (status = 404, description = "No such user, or the admin endpoints are disabled (no `admin.api_key` set)"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     _: Admin,
@@ -38,18 +55,41 @@ pub async fn revoke_sessions(
 
 /// `GET /v1/admin/audit?user=&event=&since=&cursor=&limit=`: the audit trail, newest first,
 /// a page at a time (`next_cursor` is the `cursor` of the next page; `null` on the last).
+#[utoipa::path(
+    get,
+    path = "/v1/admin/audit",
+    operation_id = "admin_audit",
+    tag = "admin",
+    summary = "Read the audit trail",
+    description = "Audit events, newest first, a page at a time. Takes the admin key.",
+    params(
+        ("user" = Option<String>, Query, description = "Events of this user (and failed logins typed with this name)"),
+        ("event" = Option<String>, Query, description = "Events of this kind, e.g. `login_failed`"),
+        ("since" = Option<String>, Query, description = "RFC 3339 time, or a duration ago (`30m`, `7d`)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Events per page, 1 to 1000 (default 50)"),
+    ),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "One page of events", body = crate::audit::AuditPage),
+        (status = 400, description = "A filter that cannot be followed (the detail names it), or two `Authorization` headers"),
+        (status = 401, description = "No admin key, or a wrong one"),
+        (status = 404, description = "The admin endpoints are disabled (no `admin.api_key` set)"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn audit(
     State(state): State<AppState>,
     _: Admin,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<crate::audit::AuditPage>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|_| ApiError::bad_request("query: not a valid query string"))?;
     let filters = crate::audit::Filters::from_pairs(&pairs, state.auth.now())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (records, next) = crate::audit::query(&state.auth, &state.backend, &filters).await?;
-    Ok(Json(serde_json::json!({
-        "events": records.iter().map(crate::audit::record_json).collect::<Vec<_>>(),
-        "next_cursor": next.map(|c| c.to_string()),
-    })))
+    Ok(Json(crate::audit::AuditPage {
+        events: records.iter().map(crate::audit::AuditEntry::from).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    }))
 }

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::http::extract::{Caller, CredentialRequest, authenticate, peer_ip};
 use crate::http::original::Original;
@@ -27,7 +28,8 @@ pub static AUTH_MODE: HeaderName = HeaderName::from_static("tessera-auth-mode");
 /// `alice@example.com` pass unchanged and any URL-decoding function restores the rest.
 const USERNAME_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Options {
     /// Answer a browser navigation with a redirect to the login page instead of a 401. Only
     /// for proxies that pass a 3xx from the auth service on to the client (Caddy, Traefik);
@@ -37,6 +39,24 @@ struct Options {
 }
 
 /// `GET /v1/forward-auth[?redirect=true]`
+#[utoipa::path(
+    get,
+    path = "/v1/forward-auth",
+    operation_id = "forward_auth",
+    tag = "operations",
+    summary = "Decide on a request for another application (reverse-proxy forward auth)",
+    description = "For nginx `auth_request`, Caddy `forward_auth` and Traefik `ForwardAuth`: checks the credential of the original request (its method from `X-Original-Method` / `X-Forwarded-Method`, from trusted proxies) as `/v1/me` would. 200 with the identity in `Tessera-User-Id`, `Tessera-Username` (percent-encoded), `Tessera-Session-Id` and `Tessera-Auth-Mode`; otherwise 401 (with `Location` to the login page for a browser navigation), or a 302 to it with `redirect=true`.",
+    params(Options, ("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "The transport of the caller's credential: `cookie` or `bearer`.")),
+    security(("bearer" = []), ("session_cookie" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "Allowed; the identity in the `Tessera-*` headers"),
+        (status = 302, description = "`redirect=true` and a browser navigation without a valid credential: to the login page"),
+        (status = 400, description = "A query parameter other than `redirect=true|false`"),
+        (status = 401, description = "No valid credential (for a browser navigation, `Location` names the login page)"),
+        (status = 403, description = "Cookie transport, unsafe original method: CSRF token missing or wrong, or a request from another site"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
     let options: Options = match serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()) {

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_core::IssuedSession;
 use tessera_core::account::UserView;
+use utoipa::ToSchema;
 
 use crate::config::Transport;
 use crate::http::extract::{ApiJson, Client, NotCrossSite, Requested};
@@ -13,13 +14,33 @@ use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::http::views::{LoginAnswer, SessionSummary};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Login {
     username: String,
     password: String,
 }
 
 /// `POST /v1/login`
+#[utoipa::path(
+    post,
+    path = "/v1/login",
+    operation_id = "login",
+    tag = "sessions",
+    summary = "Log in",
+    description = "Checks the password and opens a session in the transport the request names with `Tessera-Transport` (default: the first of `auth.transports`). With `bearer` the answer carries the tokens (`session_token` in session mode; `access_token` and, where refresh is on, `refresh_token` in the token modes). With `cookie` the tokens are set as `HttpOnly` cookies and never appear in the body: the body carries the `csrf_token` that unsafe requests send back in `X-CSRF-Token`.",
+    params(("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "Where the credentials go: `cookie` or `bearer`.")),
+    request_body(content = Login, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in", body = crate::http::views::LoginAnswer),
+        (status = 400, description = "Malformed body or `Tessera-Transport`"),
+        (status = 401, description = "Unknown user or wrong password (one answer for both)"),
+        (status = 403, description = "The request comes from another site"),
+        (status = 413, description = "The body exceeds 64 KiB"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 429, description = "Too many failed attempts; `Retry-After` says when to try again"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     _: NotCrossSite,

@@ -7,6 +7,7 @@ use tessera_core::account::UserView;
 use tessera_core::refresh::RefreshToken;
 use tessera_core::{AuthError, SessionId};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::config::Transport;
 use crate::http::extract::{
@@ -17,22 +18,42 @@ use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::http::views::SessionView;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Me<'a> {
+    #[schema(value_type = crate::http::openapi::User)]
     user: UserView,
+    /// `null` where the check did not read a server session (the token modes).
     session: Option<SessionView<'a>>,
     auth: AuthView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AuthView {
+    /// `session`, `hybrid` or `jwt`.
     mode: &'static str,
+    /// `cookie` or `bearer`: how this request's credential arrived.
     transport: &'static str,
+    /// When the credential presented expires.
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
 }
 
 /// `GET /v1/me`
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "me",
+    tag = "sessions",
+    summary = "Who is calling",
+    params(("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "The transport of the caller's credential: `cookie` or `bearer`.")),
+    security(("bearer" = []), ("session_cookie" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "The caller, its session and how it authenticated", body = Me),
+        (status = 400, description = "Malformed `Tessera-Transport`, a transport this server does not enable, or two `Authorization` headers"),
+        (status = 401, description = "No valid credential; a presented one that is invalid, expired or revoked adds `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Response {
     let a = &caller.auth;
     let me = Me {
@@ -48,12 +69,27 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Response {
     axum::Json(me).into_response()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SessionList<'a> {
     sessions: Vec<SessionView<'a>>,
 }
 
 /// `GET /v1/sessions`
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    operation_id = "list_sessions",
+    tag = "sessions",
+    summary = "The caller's sessions",
+    params(("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "The transport of the caller's credential: `cookie` or `bearer`.")),
+    security(("bearer" = []), ("session_cookie" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "Every live session of the user, the current one marked", body = SessionList),
+        (status = 400, description = "Malformed `Tessera-Transport`, a transport this server does not enable, or two `Authorization` headers"),
+        (status = 401, description = "No valid credential; a presented one that is invalid, expired or revoked adds `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let current = caller.auth.session_id;
     let sessions = state.auth.sessions(&caller.auth.user_id).await?;
@@ -62,6 +98,24 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Respo
 }
 
 /// `DELETE /v1/sessions/{id}` — only the caller's own sessions; anything else is 404.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{id}",
+    operation_id = "revoke_session",
+    tag = "sessions",
+    summary = "End one of the caller's sessions",
+    description = "Ending the caller's own current session clears its cookies (cookie transport).",
+    params(("id" = String, Path, description = "The session's public id"), ("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "The transport of the caller's credential: `cookie` or `bearer`.")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = []), ("access_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 400, description = "Malformed `Tessera-Transport`, a transport this server does not enable, or two `Authorization` headers"),
+        (status = 401, description = "No valid credential; a presented one that is invalid, expired or revoked adds `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+        (status = 403, description = "Cookie transport: CSRF token missing or wrong, or a request from another site"),
+        (status = 404, description = "No such session among the caller's"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,6 +134,23 @@ pub async fn revoke(
 /// the cookie transport in the modes with refresh tokens, that is the refresh cookie when it is
 /// there: the access cookie lives minutes, the refresh cookie weeks, and a logout that needed
 /// the former would leave the latter working. Its CSRF token is the session's, as for refresh.
+#[utoipa::path(
+    post,
+    path = "/v1/logout",
+    operation_id = "logout",
+    tag = "sessions",
+    summary = "Log out",
+    description = "Ends the caller's session and clears its cookies. With the cookie transport where refresh tokens are on, the refresh cookie is the credential read when present (with its session's `X-CSRF-Token`).",
+    params(("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "The transport of the caller's credential: `cookie` or `bearer`.")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = []), ("access_cookie" = [], "csrf_token" = []), ("refresh_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Logged out; cookies cleared"),
+        (status = 400, description = "Malformed `Tessera-Transport`, a transport this server does not enable, or two `Authorization` headers"),
+        (status = 401, description = "No valid credential; a presented one that is invalid, expired or revoked adds `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+        (status = 403, description = "Cookie transport: CSRF token missing or wrong, or a request from another site"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     method: Method,
@@ -106,6 +177,22 @@ pub async fn logout(
 }
 
 /// `POST /v1/logout-all`
+#[utoipa::path(
+    post,
+    path = "/v1/logout-all",
+    operation_id = "logout_all",
+    tag = "sessions",
+    summary = "End every session of the caller's user",
+    params(("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "The transport of the caller's credential: `cookie` or `bearer`.")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = []), ("access_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Every session ended; cookies cleared"),
+        (status = 400, description = "Malformed `Tessera-Transport`, a transport this server does not enable, or two `Authorization` headers"),
+        (status = 401, description = "No valid credential; a presented one that is invalid, expired or revoked adds `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+        (status = 403, description = "Cookie transport: CSRF token missing or wrong, or a request from another site"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     state.auth.revoke_all_sessions(&caller.auth.user_id, "logout-all").await?;
     Ok(no_content(&state, caller.transport, true))

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tessera_core::AuthError;
 use tessera_core::refresh::RefreshToken;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::config::Transport;
 use crate::http::content_type;
@@ -19,7 +20,7 @@ use crate::http::routes::admin::Admin;
 use crate::http::routes::login::issue;
 use crate::http::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RefreshBody {
     refresh_token: String,
 }
@@ -27,6 +28,27 @@ struct RefreshBody {
 /// `POST /v1/refresh`. The transport (`Tessera-Transport`, else the default) decides where
 /// the refresh token is read, and the answer uses it too: bearer reads `{"refresh_token"}` from
 /// the body, cookie reads the refresh cookie and demands `X-CSRF-Token`.
+#[utoipa::path(
+    post,
+    path = "/v1/refresh",
+    operation_id = "refresh",
+    tag = "tokens",
+    summary = "Trade a refresh token for new tokens",
+    description = "Rotates the refresh token (the old one stops working; presenting it again ends the session) and issues a new access token. Bearer transport: the refresh token in the body, the new tokens in the answer. Cookie transport: the refresh cookie with `X-CSRF-Token`, the new tokens in cookies. Only where refresh tokens are on (the token modes with `jwt.refresh`); elsewhere 404.",
+    params(("Tessera-Transport" = Option<crate::config::Transport>, Header, description = "Where the refresh token is read and the new tokens go: `cookie` or `bearer`.")),
+    request_body(content = Option<RefreshBody>, content_type = "application/json", description = "Bearer transport only"),
+    security((), ("refresh_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "New tokens, as in login's answer", body = crate::http::views::LoginAnswer),
+        (status = 400, description = "Malformed body or `Tessera-Transport`"),
+        (status = 401, description = "The refresh token is missing, invalid, expired or reused"),
+        (status = 403, description = "Cookie transport: CSRF token missing or wrong, or a request from another site"),
+        (status = 404, description = "Refresh tokens are not enabled on this server"),
+        (status = 413, description = "The body exceeds 64 KiB"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     Client(client): Client,
@@ -57,6 +79,15 @@ pub async fn refresh(
     Ok(issue(&state, &issued, transport, StatusCode::OK))
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    operation_id = "jwks",
+    tag = "tokens",
+    summary = "The public keys that verify access tokens",
+    description = "RFC 7517 JSON Web Key Set: public keys only, cacheable (`Cache-Control: public, max-age`). Empty in session mode.",
+    responses((status = 200, description = "The key set", body = crate::http::openapi::Jwks))
+)]
 /// `GET /.well-known/jwks.json`: public keys only, cacheable for `jwt.jwks_max_age` (a new
 /// key is published at least that long before it signs).
 pub async fn jwks(State(state): State<AppState>) -> Response {
@@ -71,14 +102,18 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct TokenForm {
+    /// An access, refresh or session token.
     token: String,
+    /// `access_token` or `refresh_token` (RFC 7009); optional, not needed.
     #[allow(dead_code)]
     token_type_hint: Option<String>,
 }
 
-#[derive(Serialize)]
+/// RFC 7662's answer: `{"active": false}` alone, or the token's claims.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Introspection)]
 struct Active {
     active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,6 +137,24 @@ struct Active {
 }
 
 /// `POST /v1/introspect` (RFC 7662), for resource servers holding the admin key.
+#[utoipa::path(
+    post,
+    path = "/v1/introspect",
+    operation_id = "introspect",
+    tag = "admin",
+    summary = "Is this token active (RFC 7662)",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "Whether the token is active, and its claims when it is", body = Active),
+        (status = 400, description = "Malformed form, or two `Authorization` headers"),
+        (status = 401, description = "No admin key, or a wrong one"),
+        (status = 404, description = "The admin endpoints are disabled (no `admin.api_key` set)"),
+        (status = 413, description = "The body exceeds 64 KiB"),
+        (status = 415, description = "The body is not `application/x-www-form-urlencoded`"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn introspect(State(state): State<AppState>, _: Admin, form: FormBody) -> Result<Response, ApiError> {
     let found = state.auth.introspect(&form.0.token).await?;
     let jwt = state.auth.tokens().map(|t| &t.policy().jwt);
@@ -137,6 +190,22 @@ pub async fn introspect(State(state): State<AppState>, _: Admin, form: FormBody)
 }
 
 /// `POST /v1/revoke` (RFC 7009): 200 whether or not the token was known.
+#[utoipa::path(
+    post,
+    path = "/v1/revoke",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    summary = "Revoke a token (RFC 7009)",
+    description = "Holding a token is the authority to revoke it: a refresh or session token ends its session, an access token is denied until it expires. 200 also for unknown tokens.",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or not a known token"),
+        (status = 400, description = "Malformed form"),
+        (status = 413, description = "The body exceeds 64 KiB"),
+        (status = 415, description = "The body is not `application/x-www-form-urlencoded`"),
+        (status = 503, description = "A backing store is unavailable"),
+    )
+)]
 pub async fn revoke(State(state): State<AppState>, form: FormBody) -> Result<StatusCode, ApiError> {
     state.auth.revoke_token(&form.0.token).await?;
     Ok(StatusCode::OK)
