@@ -26,6 +26,27 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    pub const ALL: [AuditKind; 13] = [
+        Self::AccountCreated,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::LoginThrottled,
+        Self::Logout,
+        Self::SessionRevoked,
+        Self::AllSessionsRevoked,
+        Self::PasswordChanged,
+        Self::AccountDisabled,
+        Self::AccountEnabled,
+        Self::RefreshReuseDetected,
+        Self::TokenRevoked,
+        Self::KeyRotated,
+    ];
+
+    /// The kind named `s` (as [`AuditKind::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccountCreated => "account_created",

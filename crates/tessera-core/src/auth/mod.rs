@@ -96,6 +96,10 @@ impl Auth {
         self.tokens.as_ref()
     }
 
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

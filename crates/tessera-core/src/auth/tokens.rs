@@ -50,7 +50,12 @@ async fn server_secret(
     sealer: Option<&Sealer>,
     name: &str,
 ) -> Result<Zeroizing<Vec<u8>>, AuthError> {
-    let internal = |e: crate::jwt::JwtError| AuthError::Internal(format!("secret {name}: {e}"));
+    let internal = |_: crate::jwt::JwtError| {
+        AuthError::Internal(format!(
+            "jwt.seal_key does not open the server secret {name}: it was sealed with another seal key; set \
+             jwt.seal_key (or TESSERA_JWT__SEAL_KEY) to the one it was sealed with"
+        ))
+    };
     match sealer {
         None => Ok(Zeroizing::new(store.secret_or_insert(name, &random_bytes::<32>()).await?)),
         Some(s) => {
@@ -81,17 +86,39 @@ impl Tokens {
             denied_here: Notify::new(),
             policy,
         };
-        if !tokens.has_usable_key(&store.keys().await?, now) {
+        let stored = store.keys().await?;
+        if tokens.sealer.is_some()
+            && let Some(k) = stored.iter().find(|k| !k.sealed && k.retires_at.is_none())
+        {
+            tracing::warn!(
+                kid = %k.kid,
+                "signing key stored unsealed (it was created without jwt.seal_key); `tessera keys rotate` replaces \
+                 it with a sealed one"
+            );
+        }
+        if !tokens.has_usable_key(&stored, now) {
             // Instances starting together on an empty store race here; the store lets one
             // key in, and the reload below picks up whichever that was. The first key is
             // active from `now - leeway`, not `now`: the instance that loses may have read its
             // clock before the winner did (or run a little behind it), and must still find the
             // winner's key active when it reloads with its own, earlier `now`.
             let candidate = tokens.new_key(now, now - tokens.policy.jwt.leeway)?;
+            if !candidate.sealed {
+                tracing::warn!(
+                    kid = %candidate.kid,
+                    "creating a signing key stored unsealed: jwt.seal_key is not set (set TESSERA_JWT__SEAL_KEY to \
+                     seal signing keys at rest)"
+                );
+            }
             store.insert_key_if_none_usable(&candidate, now).await?;
         }
         tokens.reload_keys(store, now).await?;
         Ok(tokens)
+    }
+
+    /// This instance's copy of the denylist (read by the metrics).
+    pub fn denylist(&self) -> &Denylist {
+        &self.denylist
     }
 
     pub fn policy(&self) -> &TokenPolicy {
@@ -160,10 +187,17 @@ impl Tokens {
                 continue;
             }
             let private = match (&self.sealer, k.sealed) {
-                (Some(s), true) => s.open(&k.kid, &k.private).map_err(|e| AuthError::Internal(e.to_string()))?,
+                (Some(s), true) => s.open(&k.kid, &k.private).map_err(|_| {
+                    AuthError::Internal(format!(
+                        "jwt.seal_key does not open signing key {}: the store's keys were sealed with another \
+                         seal key; set jwt.seal_key (or TESSERA_JWT__SEAL_KEY) to the one they were sealed with",
+                        k.kid
+                    ))
+                })?,
                 (None, true) => {
                     return Err(AuthError::Internal(format!(
-                        "key {} is sealed and no jwt.seal_key is configured",
+                        "signing key {} is sealed, but jwt.seal_key is not set: set jwt.seal_key (or \
+                         TESSERA_JWT__SEAL_KEY) to the seal key it was sealed with",
                         k.kid
                     )));
                 }
