@@ -15,14 +15,17 @@
 //!   target, each with method, path, status, latency and the request id; every request is
 //!   logged at `debug` (`RUST_LOG=tessera_server::http=debug`). A request id is on demand: a
 //!   client or proxy that sends `X-Request-Id` gets it back and finds it in these lines.
+//! - Metrics (when on): every answer, refusals by the limits and the answer to a panic
+//!   included, is counted and timed by method, route template and status.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +33,7 @@ use tower::{Layer, Service};
 
 use super::MAX_HEADER_BYTES;
 use super::problem::ApiError;
+use crate::metrics::Metrics;
 
 /// A request slower than this is logged at `warn`.
 pub const SLOW: Duration = Duration::from_secs(1);
@@ -41,13 +45,15 @@ const MAX_REQUEST_ID: usize = 128;
 #[derive(Clone)]
 pub struct EdgeLayer {
     pub request_timeout: Duration,
+    /// When on, every answer is counted by method, route and status.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, request_timeout: self.request_timeout }
+        Edge { inner, request_timeout: self.request_timeout, metrics: self.metrics.clone() }
     }
 }
 
@@ -55,6 +61,7 @@ impl<S> Layer<S> for EdgeLayer {
 pub struct Edge<S> {
     inner: S,
     request_timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -76,11 +83,17 @@ where
         if size > MAX_HEADER_BYTES {
             let mut response = ApiError::headers_too_large().into_response();
             secure_headers(response.headers_mut());
+            if let Some(metrics) = &self.metrics {
+                let route = req.extensions().get::<MatchedPath>();
+                metrics.track(req.method(), route, response.status(), started.elapsed());
+            }
             return Box::pin(std::future::ready(Ok(response)));
         }
         mark_sensitive(req.headers_mut(), &[AUTHORIZATION, COOKIE]);
         let request_id = request_id(req.headers());
         let (method, uri) = (req.method().clone(), req.uri().clone());
+        // The route template routing matched (this layer wraps each route, after routing).
+        let counted = self.metrics.clone().map(|m| (m, req.extensions().get::<MatchedPath>().cloned()));
         // The service that was made ready is the one that is called (tower's contract).
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
@@ -97,7 +110,11 @@ where
             if let Some(id) = &request_id {
                 headers.insert(&REQUEST_ID, id.clone());
             }
-            observe(&method, &uri, response.status(), started.elapsed(), request_id.as_ref());
+            let elapsed = started.elapsed();
+            if let Some((metrics, route)) = &counted {
+                metrics.track(&method, route.as_ref(), response.status(), elapsed);
+            }
+            observe(&method, &uri, response.status(), elapsed, request_id.as_ref());
             Ok(response)
         })
     }

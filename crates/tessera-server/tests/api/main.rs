@@ -23,14 +23,18 @@ mod forward_auth;
 mod header_fuzz;
 mod login;
 mod logout;
+mod logs;
 mod me_and_sessions;
+mod metrics;
 mod one_credential;
 mod openapi;
 mod pages;
 mod password;
+mod readme;
 mod response_headers;
 mod restart;
 mod throttle;
+mod throttle_beyond_login;
 mod timeouts;
 mod usernames;
 

@@ -8,11 +8,13 @@ use crate::helpers::{PASSWORD, TestApp, spawn_app_with, spawn_token_app};
 
 const IDLE: Duration = Duration::hours(1);
 
-/// `(key, PEXPIRETIME in unix ms)` of every session key under the test's prefix (not the index).
+/// `(key, PEXPIRETIME in unix ms)` of every session key under the test's prefix (not the index,
+/// nor a throttle counter such as `t:s:<ip>`: session keys carry the user's hash tag).
 async fn session_key_expiries(app: &TestApp) -> Vec<(String, i64)> {
     let (url, prefix) = app.store.redis().expect("the distributed suite has a Redis prefix");
     let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*:s:*")).query_async(&mut conn).await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}:{{u:*}}:s:*")).query_async(&mut conn).await.unwrap();
     let mut out = Vec::new();
     for key in keys {
         let at: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(&mut conn).await.unwrap();

@@ -8,54 +8,126 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::Script;
-use tessera_core::clock::to_unix;
+use tessera_core::clock::to_unix_ms;
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
 use time::OffsetDateTime;
 
 use super::codec::{
-    EXPIRES_AT, EXPIRES_AT_WITH_REFRESH, LAST_SEEN_AT, REFRESH_AT, decode, encode, encode_refresh, instant,
+    EXPIRES_AT, EXPIRES_AT_V1, EXPIRES_AT_V1_WITH_REFRESH, EXPIRES_AT_WITH_REFRESH, LAST_SEEN_AT, REFRESH_AT, decode,
+    encode, encode_refresh, encode_refresh_v1, instant,
 };
 use super::{RedisStore, corrupt, redis_err};
 
-/// KEYS: session, index. ARGV: value, when the key expires (unix ms: the idle end, capped by
-/// the absolute end), created_at, session id, the absolute end (unix ms).
-/// The index lives as long as the longest absolute lifetime of a session in it, so it outlives
-/// every session key however often they are touched: logout-all always finds them all.
+/// Scripts that read the user's index and then touch the sessions it names declare those
+/// session keys too (Redis requires every key a script touches to be in KEYS): the caller
+/// reads the index first and passes each id (ARGV, from `first_id` on) with its key (KEYS,
+/// from 3 on for INSERT, from 2 on for the others). If the index names an id the caller did not
+/// declare — a session created in between — the script changes nothing and answers nil, and
+/// the caller reads the index again.
+const DECLARED: &str = r"
+    local function declared(first_key, first_id)
+        local map = {}
+        for i = first_id, #ARGV do map[ARGV[i]] = KEYS[first_key + i - first_id] end
+        return map
+    end
+";
+
+/// Lua: `expires_at_offset(flags, first)` picks, from the four offsets passed in ARGV from
+/// `first` on (layout 1 without and with a refresh family, then layout 2 without and with),
+/// the one for this value: the layout version is the first byte's high nibble, the family its
+/// low bit. Nil for an unknown layout.
+const EXPIRES_AT_OFFSET: &str = r"
+    local function expires_at_offset(flags, first)
+        local b = string.byte(flags)
+        local version = math.floor(b / 16)
+        if version ~= 1 and version ~= 2 then return nil end
+        return tonumber(ARGV[first + (version - 1) * 2 + b % 2])
+    end
+    local function u32(s) local a, b, c, d = string.byte(s, 1, 4); return ((a * 256 + b) * 256 + c) * 256 + d end
+";
+
+/// KEYS: session, index, then the declared sessions. ARGV: value, when the key expires (unix
+/// ms: the idle end, capped by the absolute end), created_at (unix ms), session id, the cap
+/// (0: none), the absolute end (unix ms), then the declared ids. Returns the ids evicted beyond
+/// the cap (oldest first by creation, the new session never), or nil when the index names an
+/// undeclared session. The index lives as long as the longest absolute lifetime of a session
+/// in it, so it outlives every session key however often they are touched: logout-all always
+/// finds them all.
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{DECLARED}
+        local cap = tonumber(ARGV[5])
+        local keys = declared(3, 7)
+        local evict = {{}}
+        if cap > 0 then
+            local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+            for _, id in ipairs(ids) do
+                if id ~= ARGV[4] and not keys[id] then return false end
+            end
+            local others = 0
+            for _, id in ipairs(ids) do if id ~= ARGV[4] then others = others + 1 end end
+            local excess = others + 1 - cap
+            for _, id in ipairs(ids) do
+                if excess <= 0 then break end
+                if id ~= ARGV[4] then
+                    table.insert(evict, id)
+                    excess = excess - 1
+                end
+            end
+        end
         redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-        redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+        -- Oldest first by creation, ties in insertion order (a sorted set orders equal scores
+        -- by member, a random id): a session created in the same millisecond as the newest
+        -- one goes just after it (1/1024 ms: exact in a double at these magnitudes).
+        local score = tonumber(ARGV[3])
+        local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+        if newest[2] then
+            local t = tonumber(newest[2])
+            if t >= score and t < score + 1 then score = t + 1 / 1024 end
+        end
+        redis.call('ZADD', KEYS[2], string.format('%.17g', score), ARGV[4])
         local t = redis.call('PEXPIRETIME', KEYS[2])
-        if t == -1 or t < tonumber(ARGV[5]) then redis.call('PEXPIREAT', KEYS[2], ARGV[5]) end
-        return 1
+        if t == -1 or t < tonumber(ARGV[6]) then redis.call('PEXPIREAT', KEYS[2], ARGV[6]) end
+        local evicted = {{}}
+        for _, id in ipairs(evict) do
+            if redis.call('DEL', keys[id]) == 1 then table.insert(evicted, id) end
+            redis.call('ZREM', KEYS[2], id)
+        end
+        return evicted
         ",
-    )
+    ))
 });
 
 /// KEYS: session. ARGV: offset of last_seen_at, its new bytes, the new idle end (unix ms, or
-/// '' when the key keeps its expiry), where `expires_at` sits without and with a refresh
-/// family. One round trip: the key's TTL follows the idle end (never past the absolute end,
-/// read from the value), and `last_seen_at` is rewritten. Never recreates a deleted session
-/// (`SETRANGE` on a missing key would).
+/// '' when the key keeps its expiry), then where `expires_at` sits: layout 1 without and with
+/// a refresh family, layout 2 without and with (see `EXPIRES_AT_OFFSET`). One round trip: the
+/// key's expiry follows the idle end (never past the absolute end, read from the value; never
+/// earlier than it already is, so a late touch from an instance whose clock runs behind does
+/// not shorten it), and `last_seen_at` is rewritten but never moved back: two instances
+/// touching at once land in either order. The bytes are big-endian u32 seconds, compared as
+/// numbers (Lua compares strings by locale). Never recreates a deleted session (`SETRANGE` on
+/// a missing key would).
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{EXPIRES_AT_OFFSET}
         local flags = redis.call('GETRANGE', KEYS[1], 0, 0)
         if flags == '' then return 0 end
-        if ARGV[3] ~= '' then
-            local at = tonumber(ARGV[4])
-            if string.byte(flags) % 2 == 1 then at = tonumber(ARGV[5]) end
-            local b1, b2, b3, b4 = string.byte(redis.call('GETRANGE', KEYS[1], at, at + 3), 1, 4)
-            local absolute = (((b1 * 256 + b2) * 256 + b3) * 256 + b4) * 1000
-            redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(tonumber(ARGV[3]), absolute)))
+        local e = expires_at_offset(flags, 4)
+        if not e then return 0 end
+        local at = tonumber(ARGV[1])
+        if u32(redis.call('GETRANGE', KEYS[1], at, at + 3)) < u32(ARGV[2]) then
+            redis.call('SETRANGE', KEYS[1], at, ARGV[2])
         end
-        redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2])
+        if ARGV[3] ~= '' then
+            local absolute = u32(redis.call('GETRANGE', KEYS[1], e, e + 3)) * 1000
+            local idle_end = string.format('%.0f', math.min(tonumber(ARGV[3]), absolute))
+            redis.call('PEXPIREAT', KEYS[1], idle_end, 'GT')
+        end
         return 1
         ",
-    )
+    ))
 });
 
 /// KEYS: session, index. ARGV: session id. Returns 1 if the session existed.
@@ -69,30 +141,42 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: index. ARGV: session key prefix, the id to keep (or ''). Returns the ids deleted.
+/// KEYS: index, then the declared sessions. ARGV: the id to keep (or ''), then the declared
+/// ids. Returns the ids deleted, or nil when the index names an undeclared session.
 static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local deleted = {}
-        for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-            if id ~= ARGV[2] then
-                if redis.call('DEL', ARGV[1] .. id) == 1 then table.insert(deleted, id) end
+    Script::new(&format!(
+        r"{DECLARED}
+        local keys = declared(2, 2)
+        local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+        for _, id in ipairs(ids) do
+            if id ~= ARGV[1] and not keys[id] then return false end
+        end
+        local deleted = {{}}
+        for _, id in ipairs(ids) do
+            if id ~= ARGV[1] then
+                if redis.call('DEL', keys[id]) == 1 then table.insert(deleted, id) end
                 redis.call('ZREM', KEYS[1], id)
             end
         end
         return deleted
         ",
-    )
+    ))
 });
 
-/// KEYS: index. ARGV: session key prefix. Returns id, value for each live session, oldest
-/// first, and drops ids whose session has expired from the index.
+/// KEYS: index, then the declared sessions. ARGV: the declared ids. Returns id, value for
+/// each live session, oldest first, and drops ids whose session has expired from the index;
+/// nil when the index names an undeclared session.
 static LIST: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local out = {}
-        for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-            local v = redis.call('GET', ARGV[1] .. id)
+    Script::new(&format!(
+        r"{DECLARED}
+        local keys = declared(2, 1)
+        local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+        for _, id in ipairs(ids) do
+            if not keys[id] then return false end
+        end
+        local out = {{}}
+        for _, id in ipairs(ids) do
+            local v = redis.call('GET', keys[id])
             if v then
                 table.insert(out, id)
                 table.insert(out, v)
@@ -102,32 +186,47 @@ static LIST: LazyLock<Script> = LazyLock::new(|| {
         end
         return out
         ",
-    )
+    ))
 });
 
+/// How often a script that found an undeclared session (one created between reading the
+/// index and running the script) is retried before the call counts as unavailable.
+const DECLARE_ATTEMPTS: usize = 8;
+
 /// KEYS: session. ARGV: offset of the refresh family, the expected generation (4 bytes), the
-/// next family (generation, hash, rotated_at), offset of last_seen_at, its new bytes, the new
-/// idle end (unix ms, or ''), where `expires_at` sits (a session with a family).
-/// The first byte's low bit says whether the session has a family at all. A rotation is a use
-/// of the session: the key's TTL follows the new idle end, as in a touch.
+/// next family (generation, hash, rotated_at) in the current layout, offset of last_seen_at,
+/// its new bytes, the next family in layout version 1 (a value written before the upgrade),
+/// the new idle end (unix ms, or ''), then where `expires_at` sits (the four offsets of
+/// `EXPIRES_AT_OFFSET`). The first byte's high nibble is the layout version; its low
+/// bit says whether the session has a family at all. A rotation is a use of the session, as in
+/// a touch: `last_seen_at` only moves forward, and the key's expiry follows the new idle end
+/// (never past the absolute end read from the value, never earlier than it already is).
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{EXPIRES_AT_OFFSET}
         local flags = redis.call('GETRANGE', KEYS[1], 0, 0)
         if flags == '' or string.byte(flags) % 2 ~= 1 then return 0 end
+        local e = expires_at_offset(flags, 8)
+        if not e then return 0 end
         local at = tonumber(ARGV[1])
         if redis.call('GETRANGE', KEYS[1], at, at + 3) ~= ARGV[2] then return 0 end
-        redis.call('SETRANGE', KEYS[1], at, ARGV[3])
-        redis.call('SETRANGE', KEYS[1], ARGV[4], ARGV[5])
-        if ARGV[6] ~= '' then
-            local e = tonumber(ARGV[7])
-            local b1, b2, b3, b4 = string.byte(redis.call('GETRANGE', KEYS[1], e, e + 3), 1, 4)
-            local absolute = (((b1 * 256 + b2) * 256 + b3) * 256 + b4) * 1000
-            redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(tonumber(ARGV[6]), absolute)))
+        if math.floor(string.byte(flags) / 16) == 1 then
+            redis.call('SETRANGE', KEYS[1], at, ARGV[6])
+        else
+            redis.call('SETRANGE', KEYS[1], at, ARGV[3])
+        end
+        local seen = tonumber(ARGV[4])
+        if u32(redis.call('GETRANGE', KEYS[1], seen, seen + 3)) < u32(ARGV[5]) then
+            redis.call('SETRANGE', KEYS[1], seen, ARGV[5])
+        end
+        if ARGV[7] ~= '' then
+            local absolute = u32(redis.call('GETRANGE', KEYS[1], e, e + 3)) * 1000
+            local idle_end = string.format('%.0f', math.min(tonumber(ARGV[7]), absolute))
+            redis.call('PEXPIREAT', KEYS[1], idle_end, 'GT')
         end
         return 1
         ",
-    )
+    ))
 });
 
 fn unix_ms(t: OffsetDateTime) -> i64 {
@@ -137,22 +236,37 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.insert_session_capped(session, 0).await.map(drop)
+    }
+
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
         let keys = self.keys();
         let key_expires = self
             .idle_end_ms(session.last_seen_at)
             .map_or(unix_ms(session.expires_at), |idle| idle.min(unix_ms(session.expires_at)));
-        let _: i64 = INSERT
-            .key(keys.session(&session.user_id, &session.id))
-            .key(keys.session_index(&session.user_id))
-            .arg(encode(session)?)
-            .arg(key_expires)
-            .arg(to_unix(session.created_at))
-            .arg(session.id.to_string())
-            .arg(unix_ms(session.expires_at))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        Ok(())
+        let user = &session.user_id;
+        let value = encode(session)?;
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = if max == 0 { Vec::new() } else { self.index(user).await? };
+            let mut invocation = INSERT.prepare_invoke();
+            invocation.key(keys.session(user, &session.id)).key(keys.session_index(user));
+            invocation
+                .arg(&value[..])
+                .arg(key_expires)
+                .arg(to_unix_ms(session.created_at))
+                .arg(session.id.to_string())
+                .arg(max)
+                .arg(unix_ms(session.expires_at));
+            for id in &declared {
+                invocation.key(format!("{}{id}", keys.sessions_of(user))).arg(id);
+            }
+            let evicted: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if let Some(evicted) = evicted {
+                return evicted.into_iter().map(session_id).collect();
+            }
+        }
+        Err(busy_index())
     }
 
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -170,6 +284,8 @@ impl SessionStore for RedisStore {
             .arg(LAST_SEEN_AT)
             .arg(&instant(at)[..])
             .arg(self.idle_end_ms(at).map(|t| t.to_string()).unwrap_or_default())
+            .arg(EXPIRES_AT_V1)
+            .arg(EXPIRES_AT_V1_WITH_REFRESH)
             .arg(EXPIRES_AT)
             .arg(EXPIRES_AT_WITH_REFRESH)
             .invoke_async(&mut self.conn())
@@ -179,12 +295,22 @@ impl SessionStore for RedisStore {
     }
 
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
-        let flat: Vec<Option<Vec<u8>>> = LIST
-            .key(self.keys().session_index(user))
-            .arg(self.keys().sessions_of(user))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
+        let mut listed = None;
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = self.index(user).await?;
+            let mut invocation = LIST.prepare_invoke();
+            invocation.key(self.keys().session_index(user));
+            for id in &declared {
+                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
+            }
+            let flat: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if flat.is_some() {
+                listed = flat;
+                break;
+            }
+        }
+        let flat = listed.ok_or_else(busy_index)?;
         let mut sessions = Vec::with_capacity(flat.len() / 2);
         let mut rows = flat.into_iter();
         while let Some(id) = rows.next() {
@@ -207,14 +333,21 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_sessions_of(&self, user: &UserId, keep: Option<&SessionId>) -> Result<Vec<SessionId>, StoreError> {
-        let deleted: Vec<Option<Vec<u8>>> = DELETE_ALL
-            .key(self.keys().session_index(user))
-            .arg(self.keys().sessions_of(user))
-            .arg(keep.map(ToString::to_string).unwrap_or_default())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        deleted.into_iter().map(session_id).collect()
+        let keep = keep.map(ToString::to_string).unwrap_or_default();
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = self.index(user).await?;
+            let mut invocation = DELETE_ALL.prepare_invoke();
+            invocation.key(self.keys().session_index(user)).arg(&keep);
+            for id in declared.iter().filter(|id| **id != keep) {
+                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
+            }
+            let deleted: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if let Some(deleted) = deleted {
+                return deleted.into_iter().map(session_id).collect();
+            }
+        }
+        Err(busy_index())
     }
 
     async fn rotate_refresh(
@@ -231,13 +364,36 @@ impl SessionStore for RedisStore {
             .arg(encode_refresh(next))
             .arg(LAST_SEEN_AT)
             .arg(&instant(next.rotated_at)[..])
+            .arg(encode_refresh_v1(next))
             .arg(self.idle_end_ms(next.rotated_at).map(|t| t.to_string()).unwrap_or_default())
+            .arg(EXPIRES_AT_V1)
+            .arg(EXPIRES_AT_V1_WITH_REFRESH)
+            .arg(EXPIRES_AT)
             .arg(EXPIRES_AT_WITH_REFRESH)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
         Ok(won == 1)
     }
+}
+
+impl RedisStore {
+    /// The ids in `user`'s session index, oldest first: what a script is told to declare.
+    async fn index(&self, user: &UserId) -> Result<Vec<String>, StoreError> {
+        redis::cmd("ZRANGE")
+            .arg(self.keys().session_index(user))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)
+    }
+}
+
+/// Sessions kept appearing between reading the index and running the script: this user is
+/// logging in faster than a script can follow.
+fn busy_index() -> StoreError {
+    StoreError::Unavailable("the session index kept changing under the script".into())
 }
 
 fn session_id(raw: Option<Vec<u8>>) -> Result<SessionId, StoreError> {

@@ -246,3 +246,99 @@ async fn with_an_idle_timeout_a_refresh_rotation_moves_the_expiry_too() {
     assert_eq!(expiry_ms(&key).await, ms(s.expires_at));
     f.flush().await;
 }
+
+/// A session as layout version 1 wrote it (before `created_at` and `rotated_at` became
+/// milliseconds): `0x10` | family bit, last_seen_at, [generation, hash, rotated_at (u32 s)],
+/// secret hash, CSRF hash, created_at (u32 s), expires_at, then the strings.
+fn layout_v1(s: &tessera_core::session::Session) -> Vec<u8> {
+    fn secs(t: time::OffsetDateTime) -> [u8; 4] {
+        u32::try_from(t.unix_timestamp()).unwrap().to_be_bytes()
+    }
+    fn text(out: &mut Vec<u8>, v: Option<&str>) {
+        match v {
+            Some(v) => {
+                out.extend_from_slice(&u16::try_from(v.len()).unwrap().to_be_bytes());
+                out.extend_from_slice(v.as_bytes());
+            }
+            None => out.extend_from_slice(&u16::MAX.to_be_bytes()),
+        }
+    }
+    let mut out = vec![0x10 | u8::from(s.refresh.is_some())];
+    out.extend_from_slice(&secs(s.last_seen_at));
+    if let Some(r) = &s.refresh {
+        out.extend_from_slice(&r.generation.to_be_bytes());
+        out.extend_from_slice(r.hash.as_bytes());
+        out.extend_from_slice(&secs(r.rotated_at));
+    }
+    out.extend_from_slice(s.secret_hash.as_bytes());
+    out.extend_from_slice(s.csrf_hash.as_bytes());
+    out.extend_from_slice(&secs(s.created_at));
+    out.extend_from_slice(&secs(s.expires_at));
+    text(&mut out, Some(s.username.as_str()));
+    text(&mut out, s.user_agent.as_deref());
+    text(&mut out, s.ip.as_deref());
+    out
+}
+
+/// Sessions written before the layout-2 upgrade live on: a touch and a rotation read their
+/// absolute end where layout 1 put it (with and without a refresh family), so the key's
+/// expiry follows the idle end and stops at that end.
+#[tokio::test]
+async fn with_an_idle_timeout_layout_1_values_are_touched_and_rotated_at_their_own_offsets() {
+    let f = open_store().await;
+    f.store.set_session_idle_timeout(std::time::Duration::from_secs(3600));
+    let user = UserId::generate();
+    let start = now();
+    let mut plain = session(user, start);
+    plain.expires_at = start + time::Duration::minutes(30);
+    let mut family = session(user, start);
+    family.expires_at = start + time::Duration::minutes(40);
+    family.refresh = Some(refresh_state(0, start));
+    let mut conn = raw().await;
+    for s in [&plain, &family] {
+        let key = format!("{}:{{u:{user}}}:s:{}", f.prefix, s.id);
+        // A short expiry, so the touch below must move it: to the absolute end, read at the
+        // layout-1 offset (another offset reads other bytes and lands elsewhere).
+        let _: () = conn.set_ex(&key, layout_v1(s), 60).await.unwrap();
+        assert_eq!(f.store.session(&user, &s.id).await.unwrap().as_ref(), Some(s), "layout 1 is read");
+    }
+    let plain_key = format!("{}:{{u:{user}}}:s:{}", f.prefix, plain.id);
+    let family_key = format!("{}:{{u:{user}}}:s:{}", f.prefix, family.id);
+
+    // Idle end past the absolute end: the key stops at the absolute end read at its offset.
+    let later = start + time::Duration::minutes(5);
+    f.store.touch_session(&user, &plain.id, later).await.unwrap();
+    assert_eq!(expiry_ms(&plain_key).await, ms(plain.expires_at));
+    assert_eq!(f.store.session(&user, &plain.id).await.unwrap().unwrap().last_seen_at, later);
+    f.store.touch_session(&user, &family.id, later).await.unwrap();
+    assert_eq!(expiry_ms(&family_key).await, ms(family.expires_at));
+
+    // A rotation of a layout-1 family writes layout-1 bytes and reads the same offsets.
+    let rotated = start + time::Duration::minutes(7);
+    assert!(f.store.rotate_refresh(&user, &family.id, 0, &refresh_state(1, rotated)).await.unwrap());
+    assert_eq!(expiry_ms(&family_key).await, ms(family.expires_at));
+    let read = f.store.session(&user, &family.id).await.unwrap().unwrap();
+    assert_eq!(read.refresh, Some(refresh_state(1, rotated)));
+    assert_eq!(read.last_seen_at, rotated);
+    assert_eq!(read.expires_at, family.expires_at, "the rotation did not overwrite the layout");
+    f.flush().await;
+}
+
+/// Two instances touch at once, or one's clock runs behind: the later `last_seen_at` and
+/// the later expiry stand, whichever lands last.
+#[tokio::test]
+async fn a_late_touch_with_an_earlier_instant_moves_nothing_back() {
+    let f = open_store().await;
+    let idle = time::Duration::hours(1);
+    f.store.set_session_idle_timeout(std::time::Duration::from_secs(3600));
+    let user = UserId::generate();
+    let s = session(user, now());
+    f.store.insert_session(&s).await.unwrap();
+    let key = format!("{}:{{u:{user}}}:s:{}", f.prefix, s.id);
+    let later = s.created_at + time::Duration::minutes(10);
+    f.store.touch_session(&user, &s.id, later).await.unwrap();
+    f.store.touch_session(&user, &s.id, s.created_at + time::Duration::minutes(2)).await.unwrap();
+    assert_eq!(f.store.session(&user, &s.id).await.unwrap().unwrap().last_seen_at, later);
+    assert_eq!(expiry_ms(&key).await, ms(later + idle));
+    f.flush().await;
+}
