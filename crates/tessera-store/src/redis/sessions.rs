@@ -58,7 +58,13 @@ static INSERT: LazyLock<Script> = LazyLock::new(|| {
             end
         end
         redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-        redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+        -- Ordered by creation, then by insertion: a session created in the same millisecond
+        -- as (or, by a clock behind, before) the newest one goes after it, so eviction takes
+        -- the truly oldest, as on SQLite.
+        local score = tonumber(ARGV[3])
+        local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+        if top[2] and tonumber(top[2]) >= score then score = tonumber(top[2]) + 1 end
+        redis.call('ZADD', KEYS[2], score, ARGV[4])
         local t = redis.call('PEXPIRETIME', KEYS[2])
         if t == -1 or t < tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
         local evicted = {{}}
