@@ -30,6 +30,7 @@ mod pages;
 mod password;
 mod response_headers;
 mod restart;
+mod route_fuzz;
 mod throttle;
 mod timeouts;
 mod usernames;
