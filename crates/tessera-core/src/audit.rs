@@ -21,9 +21,32 @@ pub enum AuditKind {
     RefreshReuseDetected,
     TokenRevoked,
     KeyRotated,
+    /// A wrong admin key at the admin endpoints.
+    AdminKeyRefused,
 }
 
 impl AuditKind {
+    pub const ALL: [AuditKind; 13] = [
+        Self::AccountCreated,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::LoginThrottled,
+        Self::Logout,
+        Self::SessionRevoked,
+        Self::AllSessionsRevoked,
+        Self::PasswordChanged,
+        Self::AccountDisabled,
+        Self::AccountEnabled,
+        Self::RefreshReuseDetected,
+        Self::TokenRevoked,
+        Self::KeyRotated,
+    ];
+
+    /// The kind named `s` (as [`AuditKind::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccountCreated => "account_created",
@@ -39,6 +62,7 @@ impl AuditKind {
             Self::RefreshReuseDetected => "refresh_reuse_detected",
             Self::TokenRevoked => "token_revoked",
             Self::KeyRotated => "key_rotated",
+            Self::AdminKeyRefused => "admin_key_refused",
         }
     }
 }

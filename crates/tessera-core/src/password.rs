@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
@@ -105,10 +106,21 @@ pub enum HashError {
     Failed(String),
 }
 
+/// A snapshot of the hashing queue, see [`PasswordHasher::queue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashQueue {
+    pub running: usize,
+    pub waiting: usize,
+    pub slots: usize,
+}
+
 /// Runs argon2id off the async workers, at most `concurrency` at a time.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    concurrency: usize,
+    /// Hashes waiting for a slot right now (for the metrics).
+    waiting: Arc<AtomicUsize>,
     wait: Duration,
     /// Verified against when the username is unknown, so that answer costs the same ~20 ms as
     /// a wrong password and timing does not reveal which usernames exist.
@@ -118,7 +130,23 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     pub fn new(concurrency: usize, wait: Duration) -> Result<Self, HashError> {
         let dummy = hash_now(&Password::presented(crate::secret::b64(&random_bytes::<16>())))?;
-        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), wait, dummy: Arc::new(dummy) })
+        let concurrency = concurrency.max(1);
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            waiting: Arc::default(),
+            wait,
+            dummy: Arc::new(dummy),
+        })
+    }
+
+    /// How busy hashing is now: hashes running and hashes waiting for a slot.
+    pub fn queue(&self) -> HashQueue {
+        HashQueue {
+            running: self.concurrency.saturating_sub(self.permits.available_permits()),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            slots: self.concurrency,
+        }
     }
 
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
@@ -143,10 +171,10 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
-        let permit = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .map_err(|_| HashError::Busy)?
-            .map_err(|_| HashError::Busy)?;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let acquired = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let permit = acquired.map_err(|_| HashError::Busy)?.map_err(|_| HashError::Busy)?;
         tokio::task::spawn_blocking(move || {
             let out = job();
             drop(permit);

@@ -157,6 +157,11 @@ impl Denylist {
         e.users.retain(|_, (_, exp)| now < *exp);
     }
 
+    /// How long ago the copy last caught up with the store; `None` before the first sync.
+    pub fn age(&self) -> Option<Duration> {
+        self.synced_at.read().unwrap_or_else(|p| p.into_inner()).map(|at| at.elapsed())
+    }
+
     pub fn len(&self) -> usize {
         let e = self.entries.read().unwrap_or_else(|p| p.into_inner());
         e.sessions.len() + e.tokens.len() + e.users.len()

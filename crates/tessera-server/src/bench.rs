@@ -67,10 +67,17 @@ impl Default for BenchOptions {
 }
 
 /// The configurations measured side by side, each against the same bare handler.
-const MODES: [(&str, &str); 6] = [
+/// The two `metrics on` rows measure what counting costs (`metrics.access = "open"`) against
+/// the same mode without it, which is the row just above each.
+const MODES: [(&str, &str); 8] = [
     ("session mode", "[auth]\nmode = \"session\""),
+    ("session mode, metrics on", "[auth]\nmode = \"session\"\n[metrics]\naccess = \"open\""),
     ("jwt, EdDSA, no revocation check", "[auth]\nmode = \"jwt\"\n[revocation]\ncheck = \"none\""),
     ("hybrid + denylist, EdDSA", "[auth]\nmode = \"hybrid\"\n[revocation]\ncheck = \"denylist\""),
+    (
+        "hybrid + denylist, EdDSA, metrics on",
+        "[auth]\nmode = \"hybrid\"\n[revocation]\ncheck = \"denylist\"\n[metrics]\naccess = \"open\"",
+    ),
     (
         "hybrid + denylist, HS256",
         "[auth]\nmode = \"hybrid\"\n[jwt]\nalg = \"HS256\"\n[revocation]\ncheck = \"denylist\"",

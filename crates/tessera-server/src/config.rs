@@ -13,10 +13,36 @@ use crate::duration::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {}", without_source_lines(&.0.to_string()))]
-    Parse(#[from] Box<figment::Error>),
+    /// Values that do not parse: each named as the user wrote it (see [`describe`]).
+    #[error("configuration: {0}")]
+    Parse(String),
     #[error("configuration: {key}: {message}")]
     Invalid { key: &'static str, message: String },
+}
+
+/// One line per problem, each naming the key the way its source spells it: `session.idle_timeout
+/// in tessera.toml`, or `TESSERA_SESSION__IDLE_TIMEOUT` for an environment variable — not
+/// figment's `default.session.idle_timeout`.
+fn describe(error: figment::Error) -> String {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let path = &e.path;
+            let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+            let key = if from_env {
+                format!("TESSERA_{}", path.iter().map(|p| p.to_ascii_uppercase()).collect::<Vec<_>>().join("__"))
+            } else {
+                path.join(".")
+            };
+            let place = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                Some(figment::Source::File(f)) => format!(" in {}", f.display()),
+                _ => String::new(),
+            };
+            let what = without_source_lines(&e.kind.to_string());
+            if key.is_empty() || key == "TESSERA_" { format!("{what}{place}") } else { format!("{key}{place}: {what}") }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -37,7 +63,7 @@ fn without_source_lines(message: &str) -> String {
 /// Settings whose environment value is taken as written. figment reads other environment
 /// values as TOML-like values, which would turn an admin key `0123` into the number 123.
 /// `verify.keys` from the environment is a comma-separated list (see [`secret_list`]).
-const RAW_ENV_KEYS: [&str; 3] = ["admin.api_key", "jwt.seal_key", "verify.keys"];
+const RAW_ENV_KEYS: [&str; 4] = ["admin.api_key", "jwt.seal_key", "verify.keys", "metrics.key"];
 
 /// A secret setting. Written as a TOML string or a bare integer (kept as its digits), never
 /// shown: its `Debug` prints `[redacted]`, and no error message quotes it.
@@ -106,6 +132,8 @@ pub struct Config {
     pub cookie: CookieConfig,
     pub admin: AdminConfig,
     pub pages: PagesConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
     pub verify: VerifyConfig,
 }
 
@@ -322,17 +350,27 @@ impl Default for RevocationConfig {
     }
 }
 
+/// A sane cap on sessions per account (a login beyond it ends the oldest): a browser or two
+/// per device is far below it, an attacker scripting logins is stopped by it.
+pub const DEFAULT_MAX_PER_USER: u32 = 100;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+    /// 0 = unlimited. Defaults to [`DEFAULT_MAX_PER_USER`]: uncapped, one account could make
+    /// its logout-all and session listing arbitrarily expensive.
     pub max_per_user: u32,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { idle_timeout: Duration::days(7), absolute_timeout: Duration::days(30), max_per_user: 0 }
+        Self {
+            idle_timeout: Duration::days(7),
+            absolute_timeout: Duration::days(30),
+            max_per_user: DEFAULT_MAX_PER_USER,
+        }
     }
 }
 
@@ -360,6 +398,48 @@ impl Default for CookieConfig {
 pub struct AdminConfig {
     /// Empty disables the admin endpoints. Never logged.
     pub api_key: Secret,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event; coloured only when standard error is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// Which events to write, as `RUST_LOG` takes them (`info`, `tessera_server=debug`); the
+    /// `RUST_LOG` environment variable wins when set.
+    pub level: String,
+}
+
+/// Who may read `GET /metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// No `/metrics` route, and nothing is counted.
+    #[default]
+    Off,
+    /// Anyone who can reach the listener (put it behind a private network or a proxy rule).
+    Open,
+    /// `Authorization: Bearer <metrics.key>`.
+    Key,
+}
+
+/// Prometheus metrics at `GET /metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub access: MetricsAccess,
+    /// The bearer key scrapers present when `access = "key"`. Never logged.
+    pub key: Secret,
 }
 
 /// Services that verify tokens themselves (tessera-verify and the like).
@@ -451,7 +531,7 @@ impl Config {
     }
 
     fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -520,6 +600,9 @@ impl Config {
                  would let a stolen refresh token follow the family forever without ever counting as reuse",
             ));
         }
+        if self.metrics.access == MetricsAccess::Key && self.metrics.key.is_empty() {
+            return Err(invalid("metrics.key", "metrics.access = \"key\" needs a key: a long random string"));
+        }
         if !self.verify.keys.is_empty()
             && self.revocation_check() != tessera_core::revocation::RevocationCheck::Denylist
         {
@@ -573,6 +656,7 @@ impl Config {
                 ),
             ));
         }
+        found.extend(self.without_effect());
         if !self.admin.api_key.is_empty() && self.admin.api_key.expose().len() < MIN_ADMIN_KEY {
             found.push((
                 "admin.api_key",
@@ -589,6 +673,51 @@ impl Config {
                      base64"
                 ),
             ));
+        }
+        found
+    }
+
+    /// Settings changed from their defaults that the chosen mode ignores: accepted (a file may
+    /// serve several modes), but said, so nobody believes they are in force.
+    fn without_effect(&self) -> Vec<(&'static str, String)> {
+        let mut found = Vec::new();
+        let (jwt, refresh, revocation) = (JwtConfig::default(), RefreshConfig::default(), RevocationConfig::default());
+        let mode = match self.auth.mode {
+            ModeSetting::Session => "session",
+            ModeSetting::Jwt => "jwt",
+            ModeSetting::Hybrid => "hybrid",
+        };
+        let mut ignored =
+            |key: &'static str, why: &str| found.push((key, format!("has no effect in {mode} mode: {why}")));
+        if self.auth.mode == ModeSetting::Session {
+            let why = "session mode issues no JWTs";
+            if self.jwt.alg != jwt.alg {
+                ignored("jwt.alg", why);
+            }
+            if self.jwt.access_ttl != jwt.access_ttl {
+                ignored("jwt.access_ttl", why);
+            }
+            if !self.jwt.seal_key.is_empty() {
+                ignored("jwt.seal_key", why);
+            }
+            if self.refresh.ttl != refresh.ttl || self.refresh.reuse_grace != refresh.reuse_grace {
+                ignored("refresh", "session mode has no refresh tokens (sessions slide with session.idle_timeout)");
+            }
+            if self.revocation.check.is_some() || self.revocation.max_staleness != revocation.max_staleness {
+                ignored("revocation", "every request reads the session, so a revocation is in force at once");
+            }
+        }
+        if self.auth.mode == ModeSetting::Hybrid && !self.refresh.enabled {
+            ignored("refresh.enabled", "hybrid mode always has refresh tokens; use jwt mode for none");
+        }
+        if self.auth.mode == ModeSetting::Jwt
+            && !self.refresh.enabled
+            && (self.refresh.ttl != refresh.ttl || self.refresh.reuse_grace != refresh.reuse_grace)
+        {
+            ignored("refresh", "refresh.enabled is false");
+        }
+        if self.metrics.access != MetricsAccess::Key && !self.metrics.key.is_empty() {
+            found.push(("metrics.key", "has no effect unless metrics.access = \"key\"".to_owned()));
         }
         found
     }
@@ -868,6 +997,28 @@ mod tests {
         .unwrap();
         let keys: Vec<&str> = loud.warnings().iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, ["cookie.secure", "admin.api_key"]);
+    }
+
+    #[test]
+    fn settings_the_mode_ignores_start_with_warnings() {
+        let c = Config::from_toml(
+            "[auth]\nmode = \"session\"\n[jwt]\naccess_ttl = \"10m\"\n[revocation]\ncheck = \"allowlist\"\n\
+             [metrics]\nkey = \"k\"",
+        )
+        .unwrap();
+        let keys: Vec<&str> = c.warnings().iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["jwt.access_ttl", "revocation", "metrics.key"]);
+        let c = Config::from_toml("[auth]\nmode = \"hybrid\"\n[refresh]\nenabled = false").unwrap();
+        assert_eq!(c.warnings().iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["refresh.enabled"]);
+        assert!(Config::from_toml("[auth]\nmode = \"session\"").unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key_as_written_once() {
+        let e = Config::from_toml("[session]\nidle_timout = \"1h\"").unwrap_err().to_string();
+        assert!(e.contains("session.idle_timout"), "{e}");
+        assert!(!e.contains("default."), "{e}");
+        assert_eq!(e.matches("idle_timout").count(), 2, "the key, and the field figment names: {e}");
     }
 
     #[test]

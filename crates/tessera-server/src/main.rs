@@ -5,7 +5,6 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = tessera_server::cli::Cli::parse();
-    tessera_server::cli::init_logging();
     match tessera_server::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

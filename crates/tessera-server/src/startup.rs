@@ -18,11 +18,12 @@ use tessera_core::{Auth, Clock, Mode, PasswordHasher, Policy, SessionPolicy};
 use tessera_store::{DistributedStore, RedisSettings, SqliteStore};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, JwtAlg, ModeSetting, UsernameConfusables};
+use crate::config::{Config, JwtAlg, MetricsAccess, ModeSetting, UsernameConfusables};
 use crate::http::cookies::CookiePolicy;
 use crate::http::extract::TrustedProxies;
 use crate::http::origin::OriginPolicy;
 use crate::http::state::{AppState, Shared};
+use crate::metrics::{MeteredStore, Metrics};
 
 /// How long a login may wait for a free password-hashing slot before answering 503.
 const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -42,7 +43,14 @@ const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Application {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let (auth, store) = open_auth(&config, clock).await?;
+        let metrics = match config.metrics.access {
+            MetricsAccess::Off => None,
+            MetricsAccess::Open => Some(Arc::new(Metrics::new(None))),
+            MetricsAccess::Key => {
+                Some(Arc::new(Metrics::new(Some(TokenHash::of(config.metrics.key.expose().as_bytes())))))
+            }
+        };
+        let (auth, store) = open_auth_measured(&config, clock, metrics.clone()).await?;
         let token_mode = auth.tokens().is_some();
         let state = AppState::new(Shared {
             auth,
@@ -53,6 +61,8 @@ impl Application {
                 .map_err(|o| anyhow::anyhow!("server.allowed_origins: {o:?} is not an origin"))?,
             admin_key: (!config.admin.api_key.is_empty())
                 .then(|| TokenHash::of(config.admin.api_key.expose().as_bytes())),
+            metrics,
+            backend: store.clone(),
             verify_keys: config.verify.keys.iter().map(|k| TokenHash::of(k.expose().as_bytes())).collect(),
         });
         let listener = TcpListener::bind(config.server.listen)
@@ -165,8 +175,20 @@ fn pages(config: &Config) -> Option<crate::http::pages::Pages> {
 
 /// The domain service over the configured store; also what the CLI's admin commands use.
 pub async fn open_auth(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Auth, Backend)> {
+    open_auth_measured(config, clock, None).await
+}
+
+/// [`open_auth`], with every store call measured when `metrics` is given.
+async fn open_auth_measured(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    metrics: Option<Arc<Metrics>>,
+) -> anyhow::Result<(Auth, Backend)> {
     let backend = Backend::open(config).await?;
-    let store = backend.store();
+    let store: Arc<dyn Store> = match metrics {
+        Some(m) => Arc::new(MeteredStore::new(backend.store(), m)),
+        None => backend.store(),
+    };
     let concurrency = match config.server.hash_concurrency {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -228,6 +250,17 @@ impl Backend {
         match self {
             Self::Embedded(s) => format!("sqlite at {}", s.db_path().display()),
             Self::Distributed(_) => "postgres + redis".to_owned(),
+        }
+    }
+
+    /// Audit records `q` selects, newest first (the audit trail lives in SQLite or PostgreSQL).
+    pub async fn query_audit(
+        &self,
+        q: &tessera_store::AuditQuery,
+    ) -> Result<Vec<tessera_store::AuditRecord>, tessera_core::StoreError> {
+        match self {
+            Self::Embedded(s) => s.query_audit(q).await,
+            Self::Distributed(s) => s.postgres.query_audit(q).await,
         }
     }
 

@@ -15,7 +15,7 @@ use tessera_core::store::{
     AccountStore, AuditStore, DenyEntry, DenylistRead, DenylistStore, KeyStore, SessionStore, Store, StoreError,
     StoredKey, ThrottleStore,
 };
-use tessera_core::throttle::{Failures, ThrottleKey};
+use tessera_core::throttle::{Failures, LockRule, Reservation, Reserved, ThrottleKey};
 use tessera_core::username::Username;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
@@ -31,9 +31,18 @@ pub struct DistributedStore {
 
 impl DistributedStore {
     /// Connects to both (applying PostgreSQL migrations); fails if either does not answer.
+    /// An error names the service that failed and where it was looked for (without a password).
     pub async fn connect(postgres_url: &str, redis: &RedisSettings) -> Result<Self, StoreError> {
-        let postgres = PgStore::connect(postgres_url).await?;
-        let redis = RedisStore::connect(redis).await?;
+        let postgres = PgStore::connect(postgres_url)
+            .await
+            .map_err(|e| naming(e, &format!("PostgreSQL at {} (store.postgres_url)", redact_url(postgres_url))))?;
+        let redis = match RedisStore::connect(redis).await {
+            Ok(r) => r,
+            Err(e) => {
+                postgres.close().await;
+                return Err(naming(e, &format!("Redis at {} (store.redis_url)", redact_url(&redis.url))));
+            }
+        };
         Ok(Self { postgres, redis })
     }
 
@@ -65,8 +74,13 @@ impl AccountStore for DistributedStore {
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.postgres.list_accounts().await
     }
-    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError> {
-        self.postgres.set_password_hash(id, hash).await
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        self.postgres.set_password_hash(id, current, new).await
     }
     async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
         self.postgres.set_disabled(id, disabled).await
@@ -106,6 +120,9 @@ impl KeyStore for DistributedStore {
 impl SessionStore for DistributedStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         self.redis.insert_session(session).await
+    }
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
+        self.redis.insert_session_capped(session, max).await
     }
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.redis.session(user, id).await
@@ -164,5 +181,57 @@ impl ThrottleStore for DistributedStore {
     }
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         self.redis.clear_failures(key).await
+    }
+    async fn reserve_attempt(
+        &self,
+        key: &ThrottleKey,
+        rule: &LockRule,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, StoreError> {
+        self.redis.reserve_attempt(key, rule, now).await
+    }
+    async fn release_attempt(&self, key: &ThrottleKey, reserved: &Reserved) -> Result<(), StoreError> {
+        self.redis.release_attempt(key, reserved).await
+    }
+}
+
+/// `e` with `what` in front of its message, keeping its kind.
+fn naming(e: StoreError, what: &str) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{what}: {m}")),
+        StoreError::Other(m) => StoreError::Other(format!("{what}: {m}")),
+        StoreError::Conflict => StoreError::Other(format!("{what}: unexpected conflict")),
+    }
+}
+
+/// A URL (or a comma-separated list of them) with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|u| {
+            let Some((scheme, rest)) = u.split_once("://") else { return u.to_owned() };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => {
+                    let userinfo = &rest[..at];
+                    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                    let shown = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+                    format!("{scheme}://{shown}{}", &rest[at..])
+                }
+                None => u.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        use super::redact_url;
+        assert_eq!(redact_url("postgres://tessera:s3cret@db:5432/t"), "postgres://tessera:***@db:5432/t");
+        assert_eq!(redact_url("redis://:pw@a:6379,redis://b:6379"), "redis://:***@a:6379,redis://b:6379");
+        assert_eq!(redact_url("postgres://db/t"), "postgres://db/t");
+        assert_eq!(redact_url("redis://user@host/0"), "redis://user@host/0");
     }
 }

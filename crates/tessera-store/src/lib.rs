@@ -15,4 +15,5 @@ pub mod sqlite;
 pub use distributed::DistributedStore;
 pub use postgres::PgStore;
 pub use redis::{RedisSettings, RedisStore};
+pub use sql::{AuditQuery, AuditRecord};
 pub use sqlite::SqliteStore;

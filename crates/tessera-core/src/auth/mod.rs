@@ -96,12 +96,21 @@ impl Auth {
         self.tokens.as_ref()
     }
 
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// [`Clock::now_precise`]: for session creation and refresh rotation.
+    pub fn now_precise(&self) -> OffsetDateTime {
+        self.clock.now_precise()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

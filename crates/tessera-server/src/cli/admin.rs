@@ -10,7 +10,23 @@ use clap::Subcommand;
 use tessera_core::{SessionId, SystemClock};
 
 use crate::config::Config;
-use crate::startup::open_auth;
+use crate::startup::Backend;
+
+/// Opens the store an administration command manages. It must exist already: run in the
+/// wrong directory, a command would otherwise create an empty store there and report on it.
+async fn open_auth(config: &Config, clock: Arc<SystemClock>) -> anyhow::Result<(tessera_core::Auth, Backend)> {
+    if !config.store.is_distributed() {
+        let db = config.store.data_dir.join(tessera_store::sqlite::DB_FILE);
+        if !db.is_file() {
+            bail!(
+                "no tessera store at {} (store.data_dir = {:?}): run this where `tessera serve` runs, point                  --config at its tessera.toml, or create the store with `tessera migrate`",
+                db.display(),
+                config.store.data_dir.display().to_string()
+            );
+        }
+    }
+    crate::startup::open_auth(config, clock).await
+}
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -130,6 +146,57 @@ pub async fn sessions(config: &Config, cmd: SessionsCommand) -> anyhow::Result<(
                         println!("revoked {n} session(s) of {}", account.username);
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// `tessera audit`: the newest audit records first.
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    /// Only events of this user (by username; also events recorded under the name typed at a
+    /// failed login).
+    #[arg(long)]
+    user: Option<String>,
+    /// Only events of this kind, e.g. login_failed.
+    #[arg(long)]
+    event: Option<String>,
+    /// Only events since an RFC 3339 time (2026-11-29T10:00:00Z) or a duration ago (30m, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many records.
+    #[arg(long, default_value_t = crate::audit::DEFAULT_LIMIT)]
+    limit: i64,
+    /// One JSON object per line instead of tab-separated columns.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn audit(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
+    use crate::audit::{Filters, parse_event, parse_limit, parse_since, parse_user, query, record_json};
+    let (auth, store) = open_auth(config, Arc::new(SystemClock)).await?;
+    let result = async {
+        let filters = Filters {
+            user: args.user.as_deref().map(parse_user).transpose().context("--user")?,
+            event: args.event.as_deref().map(parse_event).transpose().context("--event")?,
+            since: args.since.as_deref().map(|s| parse_since(s, auth.now())).transpose().context("--since")?,
+            cursor: None,
+            limit: parse_limit(&args.limit.to_string()).context("--limit")?,
+        };
+        let (records, _) = query(&auth, &store, &filters).await?;
+        let fmt =
+            |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        for r in &records {
+            if args.json {
+                println!("{}", record_json(r));
+            } else {
+                let who = r.username.clone().or_else(|| r.user_id.map(|u| u.to_string())).unwrap_or_else(|| "-".into());
+                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                println!("{}\t{}\t{}\t{}\t{}", fmt(r.at), r.kind, who, dash(&r.ip), dash(&r.detail));
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The `tessera` command.
 
 mod admin;
+pub mod init;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,12 +32,16 @@ enum Command {
     },
     /// Create the store and apply migrations, then exit.
     Migrate,
+    /// Ask what the deployment needs and write a commented tessera.toml to match.
+    Init(init::InitArgs),
     /// Manage accounts.
     #[command(subcommand)]
     User(admin::UserCommand),
     /// Manage sessions.
     #[command(subcommand)]
     Sessions(admin::SessionsCommand),
+    /// Read the audit trail, newest first.
+    Audit(admin::AuditArgs),
     /// Manage signing keys (jwt and hybrid modes).
     #[command(subcommand)]
     Keys(admin::KeysCommand),
@@ -56,15 +61,41 @@ enum Command {
     },
 }
 
-pub fn init_logging() {
+/// Log lines go to standard error: readable text (colours only on a terminal) or JSON lines.
+/// `RUST_LOG` wins over `log.level`; an invalid filter falls back to `info` with a warning.
+pub fn init_logging(log: &crate::config::LogConfig) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let wanted = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| if log.level.trim().is_empty() { "info".to_owned() } else { log.level.clone() });
+    let (filter, bad) = match EnvFilter::try_new(&wanted) {
+        Ok(f) => (f, None),
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match log.format {
+        crate::config::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        crate::config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+    if installed.is_ok()
+        && let Some(e) = bad
+    {
+        tracing::warn!(filter = %wanted, error = %e, "ignoring an invalid log filter (log.level or RUST_LOG); logging at info");
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // `init` writes a configuration, so it must not need one.
+    let command = match cli.command {
+        Command::Init(args) => return init::run(&args),
+        other => other,
+    };
     let mut config = Config::load(cli.config.as_deref())?;
-    match cli.command {
+    init_logging(&config.log);
+    match command {
+        Command::Init(args) => init::run(&args),
         Command::Serve { listen } => {
             if let Some(addr) = listen {
                 config.server.listen = addr;
@@ -72,7 +103,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config).await
         }
         Command::Migrate => {
-            let (_, store) = crate::startup::open_auth(&config, Arc::new(SystemClock)).await?;
+            // The store and its tables only: signing keys and server secrets are created by the
+            // first `tessera serve`, under the seal key the server runs with.
+            let store = crate::startup::Backend::open(&config).await?;
             println!("migrations applied: {}", store.describe());
             store.close().await;
             Ok(())
@@ -80,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Sessions(cmd) => admin::sessions(&config, cmd).await,
         Command::Keys(cmd) => admin::keys(&config, cmd).await,
+        Command::Audit(args) => admin::audit(&config, args).await,
         Command::Bench { seconds, connections, rounds } => {
             let options = crate::bench::BenchOptions {
                 duration: std::time::Duration::from_secs(seconds),

@@ -35,6 +35,39 @@ use state::AppState;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// Every route template, as the metrics label it (`route="/v1/sessions/{id}"`). A route
+/// missing here is counted as `other`.
+pub const ROUTES: [&str; 28] = [
+    "/",
+    "/login",
+    "/signup",
+    "/account",
+    "/tessera.js",
+    "/tessera/pages.js",
+    "/tessera/pages.css",
+    "/tessera/icon.svg",
+    "/v1/accounts",
+    "/v1/login",
+    "/v1/me",
+    "/v1/forward-auth",
+    "/v1/logout",
+    "/v1/logout-all",
+    "/v1/sessions",
+    "/v1/sessions/{id}",
+    "/v1/password",
+    "/v1/admin/users/{id}/revoke-sessions",
+    "/v1/admin/audit",
+    "/v1/refresh",
+    "/v1/introspect",
+    "/v1/revoke",
+    "/v1/revocations",
+    "/.well-known/jwks.json",
+    "/openapi.json",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
 /// Every route, and the OpenAPI document that describes them, from one definition: each
 /// handler carries its `#[utoipa::path]`, and `routes!` routes it where that says. `pages`
 /// (when given) adds tessera's own web pages. The router still wants its state.
@@ -52,6 +85,7 @@ pub fn api(pages: Option<pages::Pages>) -> (Router<AppState>, utoipa::openapi::O
         .routes(routes!(sessions::revoke))
         .routes(routes!(password::change))
         .routes(routes!(admin::revoke_sessions))
+        .routes(routes!(admin::audit))
         .routes(routes!(tokens::refresh))
         .routes(routes!(tokens::introspect))
         .routes(routes!(tokens::revoke))
@@ -65,9 +99,14 @@ pub fn api(pages: Option<pages::Pages>) -> (Router<AppState>, utoipa::openapi::O
 
 /// The whole application; `pages` (when given) adds tessera's own web pages.
 pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> Router {
-    let (routes, doc) = api(pages);
+    let (mut routes, doc) = api(pages);
     let doc = openapi::Serialized::new(&openapi::finish(doc, &state.cookies));
-    routes
+    // Prometheus text for operators, not part of the JSON API the document describes.
+    let metrics = state.metrics.clone();
+    if metrics.is_some() {
+        routes = routes.route("/metrics", axum::routing::get(crate::metrics::scrape));
+    }
+    let router = routes
         .fallback(|| async { ApiError::not_found("no such path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
@@ -76,8 +115,13 @@ pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::P
         .layer(middleware::from_fn(move |req, next| guard(request_timeout, req, next)))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveHeadersLayer::new([AUTHORIZATION, COOKIE, SET_COOKIE]))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-        .layer(middleware::map_response(secure_headers))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()));
+    // Outside the limits and the panic catcher, so their answers are counted too.
+    let router = match metrics {
+        Some(m) => router.layer(middleware::from_fn_with_state(m, crate::metrics::track)),
+        None => router,
+    };
+    router.layer(middleware::map_response(secure_headers))
 }
 
 /// Limits every request passes (one middleware, not two: this runs on every request).

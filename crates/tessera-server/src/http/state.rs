@@ -22,6 +22,10 @@ pub struct Shared {
     pub origins: super::origin::OriginPolicy,
     /// SHA-256 of the admin API key; `None` disables the admin endpoints.
     pub admin_key: Option<TokenHash>,
+    /// Present when `metrics.access` is not `off`.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The store itself, for what the domain does not do (reading the audit trail).
+    pub backend: crate::startup::Backend,
     /// SHA-256 of each `verify.keys` entry: the service keys of the revocation feed. Empty
     /// disables the feed.
     pub verify_keys: Vec<TokenHash>,

@@ -66,3 +66,133 @@ async fn password_change_is_audited() {
     let kinds = app.audit_kinds().await;
     assert_eq!(count(&kinds, "password_changed"), 1, "{kinds:?}");
 }
+
+/// Reading the trail back: `GET /v1/admin/audit` and `tessera audit`.
+mod on_query {
+    use serde_json::Value;
+    use time::Duration;
+
+    use crate::helpers::{PASSWORD, TestApp, WRONG_PASSWORD, spawn_app_with};
+
+    const ADMIN_KEY: &str = "audit-suite-admin-key-0123456789abcdef";
+
+    async fn spawn() -> TestApp {
+        spawn_app_with(&format!("[auth]\nmode = \"session\"\n[admin]\napi_key = \"{ADMIN_KEY}\"\n")).await
+    }
+
+    async fn audit(app: &TestApp, query: &str) -> Value {
+        let reply = app.send(app.get(&format!("/v1/admin/audit{query}")).bearer_auth(ADMIN_KEY)).await;
+        reply.assert_status(200);
+        reply.json()
+    }
+
+    fn events(page: &Value) -> Vec<&str> {
+        page["events"].as_array().expect("events").iter().map(|e| e["event"].as_str().expect("event")).collect()
+    }
+
+    #[tokio::test]
+    async fn the_admin_reads_the_trail_newest_first_with_filters() {
+        let app = spawn().await;
+        app.create_user("alice").await;
+        app.create_user("bob").await;
+        app.login_bearer("alice", PASSWORD).await;
+        app.advance(Duration::hours(2));
+        app.login("alice", WRONG_PASSWORD, Some("bearer")).await.assert_401("invalid-credentials");
+        app.login_bearer("bob", PASSWORD).await;
+
+        let all = audit(&app, "").await;
+        assert_eq!(
+            events(&all),
+            ["login_succeeded", "login_failed", "login_succeeded", "account_created", "account_created"],
+            "{all}"
+        );
+        assert!(all["next_cursor"].is_null(), "{all}");
+        let alice = audit(&app, "?user=alice").await;
+        assert_eq!(events(&alice), ["login_failed", "login_succeeded", "account_created"], "{alice}");
+        assert_eq!(alice["events"][0]["username"], "alice", "{alice}");
+        assert_eq!(alice["events"][0]["ip"], "127.0.0.1", "{alice}");
+        let failed = audit(&app, "?event=login_failed").await;
+        assert_eq!(events(&failed), ["login_failed"], "{failed}");
+        let recent = audit(&app, "?since=1h").await;
+        assert_eq!(events(&recent), ["login_succeeded", "login_failed"], "{recent}");
+        let since = (app.now() - Duration::minutes(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+        let recent = audit(&app, &format!("?since={}&user=bob", since.replace('+', "%2B"))).await;
+        assert_eq!(events(&recent), ["login_succeeded"], "{recent}");
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_cursor_to_the_end() {
+        let app = spawn().await;
+        for name in ["user1", "user2", "user3", "user4", "user5"] {
+            app.create_user(name).await;
+        }
+        let mut seen = Vec::new();
+        let mut query = "?limit=2".to_owned();
+        for _ in 0..5 {
+            let page = audit(&app, &query).await;
+            for e in page["events"].as_array().expect("events") {
+                seen.push(e["seq"].as_i64().expect("seq"));
+            }
+            match page["next_cursor"].as_str() {
+                Some(cursor) => query = format!("?limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 5, "every record once: {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn bad_filters_are_400_naming_the_filter_and_the_key_is_required() {
+        let app = spawn().await;
+        for (query, name) in [
+            ("?event=nonsense", "event"),
+            ("?since=yesterday", "since"),
+            ("?limit=0", "limit"),
+            ("?limit=abc", "limit"),
+            ("?cursor=-3", "cursor"),
+            ("?user=", "user"),
+            ("?colour=red", "colour"),
+            ("?event=logout&event=logout", "event"),
+        ] {
+            let reply = app.send(app.get(&format!("/v1/admin/audit{query}")).bearer_auth(ADMIN_KEY)).await;
+            let problem = reply.assert_problem(400, "invalid-request");
+            let detail = problem["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains(name), "{query}: the detail names {name}: {problem}");
+        }
+        app.send(app.get("/v1/admin/audit")).await.assert_status(401);
+        app.send(app.get("/v1/admin/audit").bearer_auth("not-the-admin-key-0123456789abcdef")).await.assert_status(401);
+    }
+
+    #[tokio::test]
+    async fn tessera_audit_prints_the_trail_with_filters_and_as_json() {
+        let app = spawn().await;
+        app.create_user("alice").await;
+        app.login("alice", WRONG_PASSWORD, Some("bearer")).await.assert_401("invalid-credentials");
+        app.login_bearer("alice", PASSWORD).await;
+        let cwd = tempfile::tempdir().expect("temp dir");
+        let run = |args: &[&str]| {
+            let mut cmd = app.tessera_cmd(cwd.path());
+            cmd.arg("audit").args(args);
+            crate::helpers::run_cmd(cmd, None, std::time::Duration::from_secs(30))
+        };
+        let out = run(&["--user", "alice"]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let kinds: Vec<&str> = text.lines().map(|l| l.split('\t').nth(1).unwrap_or_default()).collect();
+        assert_eq!(kinds, ["login_succeeded", "login_failed", "account_created"], "{text}");
+
+        let out = run(&["--event", "login_failed", "--json"]).await;
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["event"], "login_failed");
+        assert_eq!(lines[0]["username"], "alice");
+
+        let out = run(&["--since", "last tuesday"]).await;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--since"), "{stderr}");
+    }
+}

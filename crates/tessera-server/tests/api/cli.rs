@@ -450,3 +450,225 @@ async fn serve_refuses_to_trust_every_address_as_a_proxy() {
     cmd.args(["serve", "--listen", "127.0.0.1:0"]);
     assert_fails_naming(&run(cmd).await, "server.trusted_proxies");
 }
+
+/// `tessera <args>` in `cwd` under a pseudo-terminal, answering each prompt that contains
+/// `steps[i].0` with `steps[i].1` (`<EOF>`: close the input). Returns the exit status and
+/// everything the terminal showed.
+async fn in_terminal(cwd: &Path, steps: &[(&str, &str)], args: &[&str]) -> Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/scripts/pty_answer.py");
+    // python3 drives the terminal; it starts tessera as `bare_tessera` would (no TESSERA_*).
+    let mut python = Command::new("python3");
+    python.current_dir(cwd);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TESSERA_") {
+            python.env_remove(key);
+        }
+    }
+    python.arg(script).arg(cwd);
+    for (expect, answer) in steps {
+        python.args([expect, answer]);
+    }
+    python.arg("--").arg(env!("CARGO_BIN_EXE_tessera")).args(args);
+    run(python).await
+}
+
+#[tokio::test]
+async fn init_asks_again_explains_writes_a_file_and_that_file_starts_a_session_server() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let steps = [
+        ("1. Will tessera run on more than one server", "maybe"),
+        ("please answer yes or no", "no"),
+        ("2. Is the data sensitive", "yes"),
+        ("3. Do clients renew", "no"),
+        ("4. Will authenticated requests be very frequent", ""),
+        ("5. Is the simplest setup", "yes"),
+        ("6. Store", "mongodb"),
+        ("please answer sqlite or postgres", "sqlite"),
+    ];
+    let out = in_terminal(cwd.path(), &steps, &["init", "--listen", "127.0.0.1:0"]).await;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tessera init succeeds: {shown}");
+    assert!(shown.contains("-> one instance"), "each answer is explained: {shown}");
+    assert!(shown.contains("mode session"), "the decision is printed: {shown}");
+    let file = std::fs::read_to_string(cwd.path().join("tessera.toml")).expect("tessera.toml written");
+    assert!(file.contains("mode = \"session\""), "{file}");
+    assert!(file.contains("#   a logout must act at once:     yes"), "the answers are in the file: {file}");
+
+    // The file it wrote starts a server in that mode, on the first try.
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve"]);
+    let mut serving = Serving::start(cmd);
+    let port = serving.port();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let body = serde_json::json!({ "username": "alice", "password": PASSWORD });
+    let created = client.post(format!("{base}/v1/accounts")).json(&body).send().await.expect("sign-up");
+    assert_eq!(created.status(), 201);
+    let login = client
+        .post(format!("{base}/v1/login"))
+        .header("tessera-transport", "bearer")
+        .json(&body)
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 200);
+    let login: serde_json::Value = login.json().await.expect("json");
+    assert!(login["session_token"].is_string(), "a session-mode login: {login}");
+    assert!(serving.terminate().success());
+    assert!(serving.printed.contains("mode:  session"), "{}", serving.printed);
+}
+
+#[tokio::test]
+async fn init_refuses_to_overwrite_without_force_and_fails_cleanly_on_closed_input() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    std::fs::write(cwd.path().join("tessera.toml"), "# mine\n").expect("write");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["init", "--yes"]);
+    let out = run(cmd).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tessera.toml exists") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(cwd.path().join("tessera.toml")).expect("read"), "# mine\n");
+
+    // Closed input (no terminal, nothing piped): a message naming the flag, not a panic.
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["init", "--force"]);
+    let out = run(cmd).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("standard input closed") && stderr.contains("--scale-out"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Ctrl-D at a terminal prompt: the same.
+    let out = in_terminal(cwd.path(), &[("1. Will tessera", "<EOF>")], &["init", "--force"]).await;
+    assert!(!out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("standard input closed") && !shown.contains("panicked"), "{shown}");
+}
+
+#[tokio::test]
+async fn init_with_flags_writes_a_hybrid_configuration_without_asking() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args([
+        "init",
+        "--output",
+        "custom.toml",
+        "--scale-out",
+        "yes",
+        "--instant-logout",
+        "no",
+        "--refresh",
+        "yes",
+        "--high-rate",
+        "yes",
+        "--simple",
+        "no",
+        "--store",
+        "postgres",
+        "--postgres-url",
+        "postgres://db.internal/tessera",
+        "--redis-url",
+        "redis://cache.internal:6379",
+    ]);
+    let out = run(cmd).await;
+    assert_success(&out, "tessera init with every answer as a flag");
+    let file = std::fs::read_to_string(cwd.path().join("custom.toml")).expect("custom.toml written");
+    assert!(file.contains("mode = \"hybrid\"") && file.contains("check = \"denylist\""), "{file}");
+    assert!(file.contains("postgres_url = \"postgres://db.internal/tessera\""), "{file}");
+    let config = tessera_server::Config::from_toml(&file).expect("tessera loads the file");
+    assert!(config.store.is_distributed());
+}
+
+#[tokio::test]
+async fn management_commands_refuse_to_create_a_store_and_name_the_path() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    for args in [&["user", "list"][..], &["keys", "list"], &["sessions", "revoke", "bob"], &["audit"]] {
+        let mut cmd = bare_tessera(cwd.path());
+        cmd.args(args);
+        let out = run(cmd).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} fails without a store");
+        assert!(stderr.contains("no tessera store at") && stderr.contains("tessera-data"), "{args:?}: {stderr}");
+        assert!(stderr.contains("tessera migrate"), "{args:?} says how to create one: {stderr}");
+        assert!(!cwd.path().join("tessera-data").exists(), "{args:?} created nothing");
+    }
+}
+
+#[tokio::test]
+async fn a_configuration_error_prints_once_naming_the_key_as_written() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    std::fs::write(cwd.path().join("tessera.toml"), "[session]\nidle_timeout = \"soon\"\n").expect("write");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.matches("session.idle_timeout").count(), 1, "once: {stderr}");
+    assert!(stderr.contains("tessera.toml"), "where: {stderr}");
+    assert!(!stderr.contains("default."), "{stderr}");
+
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("TESSERA_SESSION__IDLE_TIMEOUT", "soon");
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.matches("TESSERA_SESSION__IDLE_TIMEOUT").count(), 1, "the variable, once: {stderr}");
+}
+
+#[tokio::test]
+async fn a_list_in_an_environment_variable_is_a_toml_array() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("TESSERA_AUTH__TRANSPORTS", "[\"bearer\"]");
+    let mut serving = Serving::start(cmd);
+    let port = serving.port();
+    assert!(healthz_status_line(port).starts_with("HTTP/1.1 200"));
+    assert!(serving.terminate().success());
+}
+
+#[tokio::test]
+async fn a_seal_key_problem_says_what_is_wrong_and_how_to_fix_it() {
+    const SEAL: &str = "c2VhbC1rZXktZm9yLXRoZS1jbGktdGVzdC0wMTIzNDU";
+    const OTHER: &str = "b3RoZXItc2VhbC1rZXktZm9yLXRoZS1jbGktdGVzdDA";
+    let cwd = tempfile::tempdir().expect("temp dir");
+    // The first start, sealed, creates the keys.
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("TESSERA_JWT__SEAL_KEY", SEAL);
+    let mut serving = Serving::start(cmd);
+    serving.port();
+    assert!(serving.terminate().success());
+    for (seal, says) in [(None, "jwt.seal_key is not set"), (Some(OTHER), "sealed with another seal key")] {
+        let mut cmd = bare_tessera(cwd.path());
+        cmd.args(["keys", "list"]);
+        if let Some(k) = seal {
+            cmd.env("TESSERA_JWT__SEAL_KEY", k);
+        }
+        let out = run(cmd).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{seal:?}");
+        assert!(stderr.contains(says) && stderr.contains("TESSERA_JWT__SEAL_KEY"), "{seal:?}: {stderr}");
+    }
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["keys", "list"]).env("TESSERA_JWT__SEAL_KEY", SEAL);
+    let out = run(cmd).await;
+    assert_success(&out, "keys list with the right seal key");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\tsealed"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test]
+async fn migrate_creates_no_signing_key() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.arg("migrate");
+    assert_success(&run(cmd).await, "tessera migrate");
+    // The first serve, with a seal key, creates the key, sealed.
+    const SEAL: &str = "c2VhbC1rZXktZm9yLXRoZS1jbGktdGVzdC0wMTIzNDU";
+    let mut cmd = bare_tessera(cwd.path());
+    cmd.args(["keys", "list"]).env("TESSERA_JWT__SEAL_KEY", SEAL);
+    let out = run(cmd).await;
+    assert_success(&out, "keys list");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.lines().all(|l| l.ends_with("\tsealed")), "{listed}");
+}

@@ -233,3 +233,31 @@ async fn password_change_normalises_the_new_and_the_current_password() {
     reply.assert_status(200);
     app.login_bearer("alice", "new pass 42").await;
 }
+
+/// Issue 11 #10: two password changes sent at once from the same session, each verified
+/// against the same current password. Before the fix both answered 200 and the later write
+/// silently replaced the earlier one; now the write is a compare-and-set on the hash that was
+/// verified, so exactly one takes effect and the other says so with a 409 problem.
+#[tokio::test]
+async fn of_two_concurrent_password_changes_exactly_one_wins_and_the_other_is_a_409() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let candidates = ["first brand new passphrase", "second brand new passphrase"];
+    let [a, b] =
+        candidates.map(|new| app.send(app.post("/v1/password").bearer(&login.token).json(&change(PASSWORD, new))));
+    let (a, b) = tokio::join!(a, b);
+    let replies = [a, b];
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert!(
+        statuses == [200, 409] || statuses == [409, 200],
+        "exactly one change answers 200 and the other 409, got {statuses:?}"
+    );
+    let (winner, loser) = if statuses[0] == 200 { (0, 1) } else { (1, 0) };
+    let problem = replies[loser].assert_problem(409, "conflict");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("changed")), "{problem}");
+
+    app.login("alice", candidates[winner], Some("bearer")).await.assert_status(200);
+    app.login("alice", candidates[loser], Some("bearer")).await.assert_401("invalid-credentials");
+    app.login("alice", PASSWORD, Some("bearer")).await.assert_401("invalid-credentials");
+}

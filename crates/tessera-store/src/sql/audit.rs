@@ -23,6 +23,50 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
+/// Which audit records to read: every filter that is set must match. Newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Events recorded under this (normalised) username, or about this account.
+    pub username: Option<String>,
+    pub user_id: Option<UserId>,
+    /// [`tessera_core::audit::AuditKind::as_str`] of the events wanted.
+    pub kind: Option<String>,
+    /// Events at or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Only events older than this `seq` (the cursor of the previous page).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+impl AuditQuery {
+    /// The statement, with only the filters that are set (numbered `$1`, `$2`, … in the order
+    /// [`impl_audit_store!`]'s `query_audit` binds them).
+    pub(crate) fn sql(&self) -> String {
+        let mut sql =
+            String::from("SELECT seq, at, kind, user_id, session_id, username, ip, detail FROM audit WHERE TRUE");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if self.username.is_some() || self.user_id.is_some() {
+            let (a, b) = (next(), next());
+            sql.push_str(&format!(" AND (username = ${a} OR user_id = ${b})"));
+        }
+        if self.kind.is_some() {
+            sql.push_str(&format!(" AND kind = ${}", next()));
+        }
+        if self.since.is_some() {
+            sql.push_str(&format!(" AND at >= ${}", next()));
+        }
+        if self.before_seq.is_some() {
+            sql.push_str(&format!(" AND seq < ${}", next()));
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", next()));
+        sql
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct AuditRow {
     seq: i64,
@@ -59,7 +103,7 @@ macro_rules! impl_audit_store {
             use ::tessera_core::audit::AuditEvent;
             use ::tessera_core::clock::to_unix;
             use ::tessera_core::store::{AuditStore, StoreError};
-            use $crate::sql::{AuditRecord, AuditRow};
+            use $crate::sql::{AuditQuery, AuditRecord, AuditRow};
 
             #[async_trait]
             impl AuditStore for $store {
@@ -93,6 +137,28 @@ macro_rules! impl_audit_store {
                     .fetch_all(self.pool())
                     .await
                     .map_err($db_err)?;
+                    rows.into_iter().map(AuditRow::into_record).collect()
+                }
+
+                /// The records `q` selects, newest first.
+                pub async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+                    // Built from fixed fragments only; every value is a bound parameter.
+                    let sql = sqlx::AssertSqlSafe(q.sql());
+                    let mut query = sqlx::query_as::<_, AuditRow>(sql);
+                    if q.username.is_some() || q.user_id.is_some() {
+                        query =
+                            query.bind(q.username.as_deref()).bind(q.user_id.as_ref().map(|id| id.as_bytes().to_vec()));
+                    }
+                    if let Some(kind) = &q.kind {
+                        query = query.bind(kind.as_str());
+                    }
+                    if let Some(since) = q.since {
+                        query = query.bind(to_unix(since));
+                    }
+                    if let Some(seq) = q.before_seq {
+                        query = query.bind(seq);
+                    }
+                    let rows: Vec<AuditRow> = query.bind(q.limit).fetch_all(self.pool()).await.map_err($db_err)?;
                     rows.into_iter().map(AuditRow::into_record).collect()
                 }
             }

@@ -19,7 +19,7 @@ use tessera_core::id::{SessionId, UserId};
 use tessera_core::store::StoreError;
 
 pub(crate) use accounts::{AccountRow, impl_account_store};
-pub use audit::AuditRecord;
+pub use audit::{AuditQuery, AuditRecord};
 pub(crate) use audit::{AuditRow, impl_audit_store};
 pub(crate) use keys::{INSERT_KEY_IF_NONE_USABLE, KeyRow, bind_key, impl_key_store};
 

@@ -30,11 +30,12 @@ use tessera_core::secret::TokenHash;
 use tessera_core::store::{Store, StoreError};
 use tokio::task::JoinHandle;
 
-pub use crate::sql::AuditRecord;
+pub use crate::sql::{AuditQuery, AuditRecord};
 use crate::sql::{corrupt, impl_account_store, impl_audit_store, session_id, user_id};
 use cache::SessionCache;
 
-const DB_FILE: &str = "tessera.db";
+/// The database file's name inside `store.data_dir`.
+pub const DB_FILE: &str = "tessera.db";
 /// Readers run in parallel under WAL; writes serialise on SQLite's lock whatever the count.
 const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
