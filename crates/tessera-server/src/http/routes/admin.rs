@@ -1,5 +1,6 @@
 use axum::Json;
 use axum::extract::FromRequestParts;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -53,9 +54,11 @@ impl FromRequestParts<AppState> for Admin {
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    // A segment that is not UTF-8 after percent-decoding cannot be an id: the same 404
+    // problem as any other unknown id, not axum's plain-text 400.
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let user = UserId::parse(&id).ok_or_else(|| ApiError::not_found("no such user"))?;
+    let user = id.ok().and_then(|Path(id)| UserId::parse(&id)).ok_or_else(|| ApiError::not_found("no such user"))?;
     state.auth.admin_revoke_sessions(&user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
