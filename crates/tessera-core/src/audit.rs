@@ -21,6 +21,8 @@ pub enum AuditKind {
     RefreshReuseDetected,
     TokenRevoked,
     KeyRotated,
+    /// A wrong admin key at the admin endpoints.
+    AdminKeyRefused,
 }
 
 impl AuditKind {
@@ -60,6 +62,7 @@ impl AuditKind {
             Self::RefreshReuseDetected => "refresh_reuse_detected",
             Self::TokenRevoked => "token_revoked",
             Self::KeyRotated => "key_rotated",
+            Self::AdminKeyRefused => "admin_key_refused",
         }
     }
 }

@@ -24,6 +24,10 @@ pub enum AuthError {
     SignUpClosed,
     #[error("not found")]
     NotFound,
+    /// The resource changed while the request was being decided (a concurrent password
+    /// change won); the message is safe to show.
+    #[error("{0}")]
+    Conflict(String),
     /// A store or the hashing pool cannot answer now; fail closed.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 use crate::secret::random_bytes;
@@ -19,7 +20,11 @@ use crate::secret::random_bytes;
 pub const MIN_BYTES: usize = 8;
 pub const MAX_BYTES: usize = 1024;
 
-/// A plaintext password. `Debug` never prints it and it is wiped from memory on drop.
+/// A plaintext password, NFKC-normalised (NIST SP 800-63B §5.1.1.2), so the same passphrase
+/// typed on keyboards or input methods that produce different code points (a composed `é` or
+/// `e` + combining accent, fullwidth letters, ligatures) is one password. Nothing else is
+/// changed: no trimming, no case folding, no truncation. `Debug` never prints it and it is
+/// wiped from memory on drop.
 #[derive(Clone)]
 pub struct Password(Zeroizing<String>);
 
@@ -33,17 +38,14 @@ impl Password {
     /// Wraps a password someone presents to log in: only the upper bound applies, so an old
     /// password that predates a rule can still be checked.
     pub fn presented(s: String) -> Self {
-        Self(Zeroizing::new(s))
+        Self(normalise(s))
     }
 
-    /// Checks a password someone chooses: 8 to 1024 bytes, per the SPEC (NIST SP 800-63B
-    /// asks for at least 8 and a generous maximum).
+    /// Checks a password someone chooses: 8 to 1024 bytes after normalisation, per the SPEC
+    /// (NIST SP 800-63B asks for at least 8 and a generous maximum).
     pub fn new_choice(s: String) -> Result<Self, PasswordError> {
-        if (MIN_BYTES..=MAX_BYTES).contains(&s.len()) {
-            Ok(Self(Zeroizing::new(s)))
-        } else {
-            Err(PasswordError::Length)
-        }
+        let s = normalise(s);
+        if (MIN_BYTES..=MAX_BYTES).contains(&s.len()) { Ok(Self(s)) } else { Err(PasswordError::Length) }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -53,6 +55,20 @@ impl Password {
     fn is_presentable(&self) -> bool {
         self.0.len() <= MAX_BYTES
     }
+}
+
+/// NFKC, into a buffer sized up front so no reallocation leaves a copy of the password in
+/// freed memory; the input is wiped too. Input far over the limit is left as it is (it is
+/// refused anyway) so normalising cannot be made to cost more than a bounded amount.
+fn normalise(s: String) -> Zeroizing<String> {
+    let s = Zeroizing::new(s);
+    if s.len() > MAX_BYTES * 4 {
+        return s;
+    }
+    let len = s.nfkc().map(char::len_utf8).sum();
+    let mut out = Zeroizing::new(String::with_capacity(len));
+    out.extend(s.nfkc());
+    out
 }
 
 impl fmt::Debug for Password {
@@ -192,6 +208,32 @@ mod tests {
         assert!(Password::new_choice("x".repeat(1025)).is_err());
         assert!(Password::new_choice("exactly8".into()).is_ok());
         assert!(Password::new_choice("x".repeat(1024)).is_ok());
+    }
+
+    #[test]
+    fn passwords_are_nfkc_normalised_and_otherwise_untouched() {
+        let composed = Password::new_choice("caf\u{e9} au lait".into()).unwrap();
+        let decomposed = Password::presented("cafe\u{301} au lait".into());
+        assert_eq!(composed.bytes(), decomposed.bytes());
+        let fullwidth = Password::presented("ｐａｓｓｗｏｒｄ１２３".into());
+        assert_eq!(fullwidth.bytes(), b"password123");
+        // No trimming, no case folding, no truncation.
+        assert_eq!(Password::presented("  Pass Word  ".into()).bytes(), b"  Pass Word  ");
+        let long = "p".repeat(MAX_BYTES);
+        assert_eq!(Password::new_choice(long.clone()).unwrap().bytes(), long.as_bytes());
+        // The length rule counts the normalised bytes: "ﬃ" (3 bytes) is "ffi" (3 bytes), but
+        // U+FDFA (3 bytes) expands to 33.
+        assert!(Password::new_choice("\u{FDFA}".into()).is_ok());
+        assert!(Password::new_choice("\u{FDFA}".repeat(32)).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalising_is_idempotent_and_never_panics(raw in ".{0,64}") {
+            let once = Password::presented(raw);
+            let twice = Password::presented(once.0.to_string());
+            proptest::prop_assert_eq!(once.bytes(), twice.bytes());
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -86,12 +86,13 @@ pub struct SessionPolicy {
     /// A session ends this long after login, however busy.
     pub absolute_timeout: Duration,
     /// 0 = unlimited; otherwise a login beyond the limit revokes the oldest sessions.
+    /// Defaults to 100: uncapped, one account could make logout-all and listing O(n).
     pub max_per_user: u32,
 }
 
 impl Default for SessionPolicy {
     fn default() -> Self {
-        Self { idle_timeout: Duration::days(7), absolute_timeout: Duration::days(30), max_per_user: 0 }
+        Self { idle_timeout: Duration::days(7), absolute_timeout: Duration::days(30), max_per_user: 100 }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::id::{SessionId, TokenId, UserId};
 use crate::password::PasswordHash;
 use crate::session::{RefreshState, Session};
-use crate::throttle::{Failures, ThrottleKey};
+use crate::throttle::{Failures, LockRule, Reservation, Reserved, ThrottleKey};
 use crate::username::Username;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,14 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn account_by_username(&self, username: &Username) -> Result<Option<Account>, StoreError>;
     async fn account_by_id(&self, id: &UserId) -> Result<Option<Account>, StoreError>;
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
-    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError>;
+    /// Compare-and-set: stores `new` only if the account's hash is still `current`. Returns
+    /// `false` when it is not (another password change won) or there is no such account.
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError>;
     /// Returns `false` when there is no such account.
     async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError>;
 }
@@ -42,6 +49,26 @@ pub trait AccountStore: Send + Sync + 'static {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// Inserts `session` and, unless `max` is 0, deletes the oldest other sessions of its
+    /// user beyond `max` (oldest by `created_at`, then by insertion order). Returns the ids
+    /// deleted. Backends do it in one atomic step, so concurrent logins neither leave more
+    /// than `max` sessions nor evict more than they must; this default is for backends
+    /// without that (test doubles).
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
+        self.insert_session(session).await?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let sessions = self.sessions_of(&session.user_id).await?;
+        let excess = sessions.len().saturating_sub(max as usize);
+        let mut evicted = Vec::new();
+        for old in sessions.iter().filter(|s| s.id != session.id).take(excess) {
+            if self.delete_session(&session.user_id, &old.id).await? {
+                evicted.push(old.id);
+            }
+        }
+        Ok(evicted)
+    }
     /// The session `id` of `user`, if it exists (expired or not: expiry is the domain's call).
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError>;
     /// Like [`SessionStore::session`], but never answered from a copy another process may have
@@ -71,12 +98,13 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// A signing key as stored. `private` is PKCS#8 DER (or the raw secret for HS256), sealed with
-/// AES-256-GCM when `sealed` is set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// AES-256-GCM when `sealed` is set. Its bytes are wiped when the value is dropped, and its
+/// `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
     pub kid: String,
     pub alg: String,
-    pub private: Vec<u8>,
+    pub private: zeroize::Zeroizing<Vec<u8>>,
     pub sealed: bool,
     pub created_at: OffsetDateTime,
     /// Signs from this moment; published in JWKS from creation, so verifiers know it first.
@@ -84,6 +112,20 @@ pub struct StoredKey {
     /// Stops signing at this moment (a successor took over); stays published until the
     /// tokens it signed have expired.
     pub retires_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private", &format_args!("[{} bytes, redacted]", self.private.len()))
+            .field("sealed", &self.sealed)
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("retires_at", &self.retires_at)
+            .finish()
+    }
 }
 
 #[async_trait]
@@ -110,7 +152,7 @@ pub enum Denied {
     Session(SessionId),
     /// The one access token with this `jti`.
     Token(TokenId),
-    /// Every access token of this user issued (`iat`) before the instant.
+    /// Every access token of this user issued (`iat`) at or before the instant.
     IssuedBefore(UserId, OffsetDateTime),
 }
 
@@ -169,6 +211,20 @@ pub trait ThrottleStore: Send + Sync + 'static {
         forget_after: Duration,
     ) -> Result<Failures, StoreError>;
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+    /// In one atomic step (across every process sharing the store): unless `rule` says the
+    /// counter of `key` is locked at `now`, counts one failure at `now` — before the attempt is
+    /// judged, so N concurrent attempts cost exactly what N sequential ones do. A counter idle
+    /// for `forget_after` starts again from one, as in [`ThrottleStore::record_failure`].
+    async fn reserve_attempt(
+        &self,
+        key: &ThrottleKey,
+        rule: &LockRule,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, StoreError>;
+    /// Takes back an attempt reserved by [`ThrottleStore::reserve_attempt`] that was no failure
+    /// (a correct password, a store error): one off the count, and the counter's previous
+    /// `last_at` back if nobody bumped it since.
+    async fn release_attempt(&self, key: &ThrottleKey, reserved: &Reserved) -> Result<(), StoreError>;
 }
 
 #[async_trait]

@@ -20,6 +20,10 @@ use super::key::SigningKey;
 pub struct KeySet {
     /// Every key still trusted to verify; index `signer` also signs.
     verifiers: Vec<SigningKey>,
+    /// For each verifier, the instant it stops being trusted (`retires_at + lifetime`), if it
+    /// retires at all. Checked at every verification, so a retired key's time runs out even
+    /// when no newer set replaces this one (a reload failing while the store is down).
+    until: Vec<Option<OffsetDateTime>>,
     signer: Option<usize>,
     jwks: Value,
 }
@@ -27,7 +31,7 @@ pub struct KeySet {
 impl KeySet {
     /// A set that neither signs nor verifies: the state before the first load.
     pub fn empty() -> Self {
-        KeySet { verifiers: Vec::new(), signer: None, jwks: json!({ "keys": [] }) }
+        KeySet { verifiers: Vec::new(), until: Vec::new(), signer: None, jwks: json!({ "keys": [] }) }
     }
 
     /// Chooses, at `now`, the signer and the verifiers among `keys` — each with the instant it
@@ -45,6 +49,7 @@ impl KeySet {
         lifetime: Duration,
     ) -> Result<Self, JwtError> {
         let mut verifiers: Vec<SigningKey> = Vec::with_capacity(keys.len());
+        let mut until = Vec::with_capacity(keys.len());
         // (activates_at, index in `verifiers`) of the best signing candidate so far.
         let mut signer: Option<(OffsetDateTime, usize)> = None;
         for (key, activates_at, retires_at) in keys {
@@ -52,9 +57,8 @@ impl KeySet {
                 return Err(JwtError::DuplicateKid(key.kid().to_owned()));
             }
             // `checked_add`: a date too far out to add to is simply "not yet".
-            if let Some(Some(until)) = retires_at.map(|r| r.checked_add(lifetime))
-                && now >= until
-            {
+            let trusted_until = retires_at.and_then(|r| r.checked_add(lifetime));
+            if trusted_until.is_some_and(|t| now >= t) {
                 continue;
             }
             let can_sign = activates_at <= now && retires_at.is_none_or(|r| now < r);
@@ -66,12 +70,13 @@ impl KeySet {
                 signer = Some((activates_at, verifiers.len()));
             }
             verifiers.push(key);
+            until.push(trusted_until);
         }
         let Some((_, signer)) = signer else {
             return Err(JwtError::NoSigningKey);
         };
         let published: Vec<Value> = verifiers.iter().filter_map(|k| k.public_jwk().cloned()).collect();
-        Ok(KeySet { verifiers, signer: Some(signer), jwks: json!({ "keys": published }) })
+        Ok(KeySet { verifiers, until, signer: Some(signer), jwks: json!({ "keys": published }) })
     }
 
     /// The key new tokens are signed with.
@@ -83,6 +88,17 @@ impl KeySet {
     /// key is found for verification: never by URL, never from the token itself.
     pub fn verifier(&self, kid: &str) -> Option<&SigningKey> {
         self.verifiers.iter().find(|k| k.kid() == kid)
+    }
+
+    /// [`Self::verifier`], if the key is still trusted at `now`: a retired key stops
+    /// verifying once the tokens it signed have all expired, whether or not a newer set has
+    /// been loaded since.
+    pub fn verifier_at(&self, kid: &str, now: OffsetDateTime) -> Option<&SigningKey> {
+        let i = self.verifiers.iter().position(|k| k.kid() == kid)?;
+        if self.until.get(i).copied().flatten().is_some_and(|t| now >= t) {
+            return None;
+        }
+        self.verifiers.get(i)
     }
 
     pub fn verifier_kids(&self) -> Vec<String> {

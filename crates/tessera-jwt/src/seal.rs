@@ -20,7 +20,12 @@ use super::error::JwtError;
 use crate::secret::{b64_decode_exact, random_bytes};
 
 const TAG_LEN: usize = 16;
-/// Domain separation: the seal key may one day seal other things; their AAD will differ.
+/// The AAD is this label followed by the name of the row a value is sealed for: a signing
+/// key's `kid`, or a server secret's name (`refresh-chain.sealed`, `csrf.sealed`). The label is
+/// the same for both — it is not domain separation — and is kept as it is because changing it
+/// would make every sealed row unreadable. What keeps the two apart is the name: a `kid` is 11
+/// characters of base64url and a secret's name contains a `.`, so no value sealed for one row
+/// opens as another's.
 const AAD_LABEL: &[u8] = b"tessera/jwt-signing-key/";
 
 /// Seals and opens private keys with a 256-bit key from configuration.
@@ -55,7 +60,8 @@ impl Sealer {
 
     /// Decrypts what [`Sealer::seal`] made for the same `kid`. Any change to the bytes, another
     /// seal key or another `kid` gives [`JwtError::Unseal`].
-    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, JwtError> {
+    /// The plaintext is wiped from memory when the returned value is dropped.
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, JwtError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(JwtError::Unseal);
         }
@@ -63,7 +69,7 @@ impl Sealer {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| JwtError::Unseal)?;
         let mut in_out = Zeroizing::new(ciphertext.to_vec());
         let plain = self.aead()?.open_in_place(nonce, aad(kid), &mut in_out).map_err(|_| JwtError::Unseal)?;
-        Ok(plain.to_vec())
+        Ok(Zeroizing::new(plain.to_vec()))
     }
 
     fn aead(&self) -> Result<LessSafeKey, JwtError> {
@@ -100,7 +106,7 @@ mod tests {
         let sealed = s.seal("kid-one", b"private key bytes").unwrap();
         assert_eq!(sealed.len(), NONCE_LEN + 17 + TAG_LEN);
         assert!(!sealed.windows(7).any(|w| w == b"private"));
-        assert_eq!(s.open("kid-one", &sealed).unwrap(), b"private key bytes");
+        assert_eq!(s.open("kid-one", &sealed).unwrap().as_slice(), b"private key bytes");
     }
 
     #[test]
@@ -142,7 +148,7 @@ mod tests {
         let raw: [u8; 32] = random_bytes();
         let s = Sealer::from_base64(&format!(" {}\n", b64(&raw))).unwrap();
         let sealed = Sealer::new(&raw).seal("k", b"x").unwrap();
-        assert_eq!(s.open("k", &sealed).unwrap(), b"x");
+        assert_eq!(s.open("k", &sealed).unwrap().as_slice(), b"x");
         assert!(Sealer::from_base64(&b64(&raw[..31])).is_err());
         assert!(Sealer::from_base64(&format!("{}=", b64(&raw))).is_err());
         assert!(Sealer::from_base64("").is_err());

@@ -63,8 +63,26 @@ pub fn sign(keys: &KeySet, claims: &AccessClaims) -> Result<String, JwtError> {
     let mut token = encode_part(&header)?;
     token.push('.');
     token.push_str(&encode_part(claims)?);
-    let signature = jsonwebtoken::crypto::sign(token.as_bytes(), key.encoding(), key.alg().to_jsonwebtoken())
-        .map_err(|e| JwtError::Sign(e.to_string()))?;
+    let sign = || {
+        jsonwebtoken::crypto::sign(token.as_bytes(), key.encoding(), key.alg().to_jsonwebtoken())
+            .map_err(|e| JwtError::Sign(e.to_string()))
+    };
+    let mut signature = sign()?;
+    if key.alg() == Alg::ES256 {
+        // One valid form per token (RFC 8725 §3.2 spirit; BIP-62 for the idea): an ECDSA
+        // signature (r, s) is equally valid as (r, n - s), so verification refuses the high
+        // half and signing issues only the low one. ECDSA signing draws a fresh nonce each
+        // time and s lands in the low half with probability 1/2: signing again until it does
+        // needs no arithmetic on the signature. 128 draws all high: probability 2^-128.
+        let mut draws = 1;
+        while !is_low_s(&signature) {
+            if draws == 128 {
+                return Err(JwtError::Sign("no low-S ECDSA signature in 128 draws".into()));
+            }
+            signature = sign()?;
+            draws += 1;
+        }
+    }
     token.push('.');
     token.push_str(&signature);
     if token.len() > MAX_TOKEN_LEN {
@@ -86,7 +104,7 @@ pub fn verify(
     token: &str,
     now: OffsetDateTime,
 ) -> Result<AccessClaims, JwtError> {
-    verify_with(|kid| keys.verifier(kid).map(|k| (k.alg(), k.decoding())), settings, token, now)
+    verify_with(|kid| keys.verifier_at(kid, now).map(|k| (k.alg(), k.decoding())), settings, token, now)
 }
 
 /// [`verify`] for a service that holds only the public keys of tessera's JWKS: the same checks,
@@ -133,6 +151,11 @@ fn verify_with<'k>(
     //    never a path, a URL or a query (RFC 8725 §2.9). A key of another algorithm is not one this configuration
     //    trusts, even if the set holds it.
     let (_, key) = lookup(&header.kid).filter(|(alg, _)| *alg == settings.alg).ok_or(JwtError::UnknownKey)?;
+    // 6b. ECDSA: only the low-S form (see `sign`), so a token has one valid spelling and a
+    //     signature cannot be turned into a second valid one without the key.
+    if settings.alg == Alg::ES256 && !is_low_s(token.rsplit('.').next().unwrap_or_default()) {
+        return Err(JwtError::BadSignature);
+    }
     // 7. Signature, then jsonwebtoken's claim rules: `exp`, `iss`, `aud`, `sub` present, `iss`
     //    and `aud` ours. Its time checks are off — they read the system clock; ours (step 9)
     //    read `now`.
@@ -159,6 +182,22 @@ fn verify_with<'k>(
         return Err(JwtError::NotYetValid);
     }
     Ok(claims)
+}
+
+/// Half the order of the P-256 group, rounded down: `s` is "low" when it is at most this.
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d,
+    0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// Whether a base64url ES256 signature (`r ‖ s`, 32 bytes each, RFC 7518 §3.4) has its `s`
+/// in the low half of the group order. Big-endian bytes of equal length compare as numbers.
+/// Anything that is not 64 bytes is not low-S (and would fail verification anyway).
+fn is_low_s(signature: &str) -> bool {
+    match URL_SAFE_NO_PAD.decode(signature) {
+        Ok(raw) if raw.len() == 64 => raw[32..] <= P256_HALF_ORDER[..],
+        _ => false,
+    }
 }
 
 /// The `kid` of a token whose header is well-formed; for the verified-token cache.

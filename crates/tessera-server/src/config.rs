@@ -350,17 +350,27 @@ impl Default for RevocationConfig {
     }
 }
 
+/// A sane cap on sessions per account (a login beyond it ends the oldest): a browser or two
+/// per device is far below it, an attacker scripting logins is stopped by it.
+pub const DEFAULT_MAX_PER_USER: u32 = 100;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+    /// 0 = unlimited. Defaults to [`DEFAULT_MAX_PER_USER`]: uncapped, one account could make
+    /// its logout-all and session listing arbitrarily expensive.
     pub max_per_user: u32,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { idle_timeout: Duration::days(7), absolute_timeout: Duration::days(30), max_per_user: 0 }
+        Self {
+            idle_timeout: Duration::days(7),
+            absolute_timeout: Duration::days(30),
+            max_per_user: DEFAULT_MAX_PER_USER,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use tessera_core::store::{
     AccountStore, AuditStore, DenyEntry, DenylistRead, DenylistStore, KeyStore, SessionStore, Store, StoreError,
     StoredKey, ThrottleStore,
 };
-use tessera_core::throttle::{Failures, ThrottleKey};
+use tessera_core::throttle::{Failures, LockRule, Reservation, Reserved, ThrottleKey};
 use tessera_core::username::Username;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
@@ -74,8 +74,13 @@ impl AccountStore for DistributedStore {
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.postgres.list_accounts().await
     }
-    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError> {
-        self.postgres.set_password_hash(id, hash).await
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        self.postgres.set_password_hash(id, current, new).await
     }
     async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
         self.postgres.set_disabled(id, disabled).await
@@ -115,6 +120,9 @@ impl KeyStore for DistributedStore {
 impl SessionStore for DistributedStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         self.redis.insert_session(session).await
+    }
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
+        self.redis.insert_session_capped(session, max).await
     }
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.redis.session(user, id).await
@@ -173,6 +181,17 @@ impl ThrottleStore for DistributedStore {
     }
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         self.redis.clear_failures(key).await
+    }
+    async fn reserve_attempt(
+        &self,
+        key: &ThrottleKey,
+        rule: &LockRule,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, StoreError> {
+        self.redis.reserve_attempt(key, rule, now).await
+    }
+    async fn release_attempt(&self, key: &ThrottleKey, reserved: &Reserved) -> Result<(), StoreError> {
+        self.redis.release_attempt(key, reserved).await
     }
 }
 

@@ -28,16 +28,19 @@ impl Auth {
 
     /// Signs an access token for `user`, bound to `sid` where a server session exists.
     /// `iat` and `jti` are parameters so a refresh retry can reproduce a token exactly.
+    /// `session_ends_at` is the session's absolute end: the token's `exp` never passes it, so
+    /// no access token outlives the lifetime the server gave its session.
     pub(super) fn sign_access(
         &self,
         user: UserId,
         sid: Option<SessionId>,
         jti: TokenId,
         iat: OffsetDateTime,
+        session_ends_at: Option<OffsetDateTime>,
     ) -> Result<IssuedAccess, AuthError> {
         let t = self.tokens_or_internal()?;
         let s = &t.policy.jwt;
-        let expires_at = iat + s.access_ttl;
+        let expires_at = session_ends_at.map_or(iat + s.access_ttl, |end| (iat + s.access_ttl).min(end));
         let claims = AccessClaims {
             iss: s.issuer.clone(),
             sub: user,
@@ -108,8 +111,12 @@ impl Auth {
                 claims
             }
         };
-        // Checked on every use, cached or not.
-        if now >= from_unix(claims.exp) + t.policy.jwt.leeway {
+        // Checked on every use, cached or not — and without the leeway: `exp` is a lifetime
+        // this server decided (capped at its session's absolute end), and tolerating clock
+        // skew must not lengthen it. The leeway applies to `iat` only (a token signed by an
+        // instance whose clock runs ahead is not "from the future"); an instance whose clock
+        // runs ahead ends a token a little early, never late.
+        if now >= from_unix(claims.exp) {
             return Err(AuthError::Unauthenticated);
         }
         Ok(claims)

@@ -110,14 +110,38 @@ impl Auth {
         let Some(claims) = valid_or_none(self.genuine_access_claims(raw, self.now()))? else { return Ok(()) };
         let revoked = match (t.policy.revocation, claims.sid) {
             (RevocationCheck::Allowlist, Some(sid)) => self.end_session(&claims.sub, &sid).await?,
-            // Revoking a token already revoked changes nothing and is not audited again.
-            (RevocationCheck::Denylist, _) => self.deny(&[Denied::Token(claims.jti)]).await?,
+            // Revoking a token already revoked changes nothing and is not audited again; new
+            // entries count against the owner's allowance, so one account holder cannot grow
+            // the denylist (which every instance holds in memory) without bound.
+            (RevocationCheck::Denylist, _) => {
+                let denied = Denied::Token(claims.jti);
+                if t.denylist.covers(&denied, self.now()) {
+                    false
+                } else {
+                    self.count_revocation(&claims.sub).await?;
+                    self.deny(&[denied]).await?
+                }
+            }
             _ => false,
         };
         if revoked {
             self.audit(AuditEvent::new(self.now(), AuditKind::TokenRevoked).user(claims.sub).detail("access_token"))
                 .await;
         }
+        Ok(())
+    }
+}
+
+impl Auth {
+    /// Counts one new revocation by `user` through `/v1/revoke`, or refuses it (429) once the
+    /// allowance is spent.
+    async fn count_revocation(&self, user: &UserId) -> Result<(), AuthError> {
+        let key = crate::throttle::ThrottleKey::Revocations(user.to_string());
+        let now = self.now();
+        if let Some(retry_after) = self.policy.throttle.retry_after(&key, self.store.failures(&key).await?, now) {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        self.store.record_failure(&key, now, self.policy.throttle.forget_after).await?;
         Ok(())
     }
 }

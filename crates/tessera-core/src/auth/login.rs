@@ -1,5 +1,6 @@
 use crate::account::Account;
 use crate::audit::{AuditEvent, AuditKind};
+use crate::clock::whole_seconds;
 use crate::error::AuthError;
 use time::OffsetDateTime;
 
@@ -9,7 +10,7 @@ use crate::refresh::RefreshToken;
 use crate::secret::{TokenHash, b64_decode_exact, random_bytes};
 use crate::session::{CsrfToken, OpaqueToken, RefreshState, Session, SessionToken, TokenKind};
 use crate::store::Denied;
-use crate::throttle::ThrottleKey;
+use crate::throttle::{Reservation, Reserved, ThrottleKey};
 use crate::username::Username;
 
 use super::{Auth, ClientInfo, IssuedSession};
@@ -17,6 +18,11 @@ use super::{Auth, ClientInfo, IssuedSession};
 impl Auth {
     /// Password login. Unknown usernames and wrong passwords get one answer, in the same time
     /// (a dummy hash is verified for unknown names), and both count towards the throttle.
+    ///
+    /// The attempt is counted as a failure (per account and per client IP) before the password
+    /// is hashed, atomically with the check that the throttle allows it, so N concurrent
+    /// guesses cost exactly what N sequential ones do. A success clears the account's counter
+    /// and gives the IP's reservation back; an error that judged nothing gives both back.
     pub async fn login(
         &self,
         username: &str,
@@ -27,9 +33,31 @@ impl Auth {
         // A username that cannot exist is simply an unknown one: same answer, same cost.
         let username = Username::parse(username).ok();
         let keys = throttle_keys(username.as_ref(), client);
-        self.check_throttle(&keys, username.as_ref(), client).await?;
+        let reserved = self.reserve_attempts(&keys, username.as_ref(), client).await?;
+        let outcome = self.login_reserved(username.as_ref(), password, client).await;
+        match &outcome {
+            Ok(_) => {
+                for (key, r) in &reserved {
+                    match key {
+                        ThrottleKey::Account(_) => self.store.clear_failures(key).await?,
+                        _ => self.store.release_attempt(key, r).await?,
+                    }
+                }
+            }
+            // The failure stands, counted in advance.
+            Err(AuthError::InvalidCredentials) => {}
+            Err(_) => self.release_attempts(&reserved).await,
+        }
+        outcome
+    }
 
-        let account = match &username {
+    async fn login_reserved(
+        &self,
+        username: Option<&Username>,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let account = match username {
             Some(u) => self.store.account_by_username(u).await?,
             None => None,
         };
@@ -45,18 +73,14 @@ impl Auth {
                     (Some(_), false) => "wrong password",
                     (Some(_), true) => "account disabled",
                 };
-                self.record_failure(&keys, username.as_ref(), other.as_ref(), client, reason).await?;
+                self.audit_failure(username, other.as_ref(), client, reason).await;
                 return Err(AuthError::InvalidCredentials);
             }
         };
 
-        if let Some(u) = &username {
-            self.store.clear_failures(&ThrottleKey::account(u)).await?;
-        }
         let issued = self.start_session(account.clone(), client).await?;
         if !self.still_as_verified(&account, &issued).await? {
-            self.record_failure(&keys, username.as_ref(), Some(&account), client, "account changed during login")
-                .await?;
+            self.audit_failure(username, Some(&account), client, "account changed during login").await;
             return Err(AuthError::InvalidCredentials);
         }
         let mut event =
@@ -68,44 +92,61 @@ impl Auth {
         Ok(issued)
     }
 
-    async fn check_throttle(
+    /// Reserves one attempt under every key, or none: when one key is locked, the ones
+    /// already reserved are given back and the answer is [`AuthError::Throttled`] (audited).
+    pub(super) async fn reserve_attempts(
         &self,
         keys: &[ThrottleKey],
         username: Option<&Username>,
         client: &ClientInfo,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Vec<(ThrottleKey, Reserved)>, AuthError> {
         let now = self.now();
-        let mut wait = None;
+        let mut reserved = Vec::with_capacity(keys.len());
         for key in keys {
-            let failures = self.store.failures(key).await?;
-            wait = wait.max(self.policy.throttle.retry_after(key, failures, now));
-        }
-        match wait {
-            None => Ok(()),
-            Some(retry_after) => {
-                let mut event = AuditEvent::new(now, AuditKind::LoginThrottled).ip(ip_string(client));
-                if let Some(u) = username {
-                    event = event.username(u.as_str());
+            let attempt = match self.store.reserve_attempt(key, &self.policy.throttle.rule(key), now).await {
+                Ok(a) => a,
+                Err(e) => {
+                    self.release_attempts(&reserved).await;
+                    return Err(e.into());
                 }
-                self.audit(event).await;
-                Err(AuthError::Throttled { retry_after })
+            };
+            match attempt {
+                Reservation::Reserved(r) => reserved.push((key.clone(), r)),
+                Reservation::Locked(failures) => {
+                    self.release_attempts(&reserved).await;
+                    // The counter moved between the store's decision and this read: the
+                    // shortest wait there is.
+                    let retry_after = self.policy.throttle.retry_after(key, failures, now).unwrap_or(1);
+                    let mut event = AuditEvent::new(now, AuditKind::LoginThrottled).ip(ip_string(client));
+                    if let Some(u) = username {
+                        event = event.username(u.as_str());
+                    }
+                    self.audit(event).await;
+                    return Err(AuthError::Throttled { retry_after });
+                }
+            }
+        }
+        Ok(reserved)
+    }
+
+    /// Gives reservations back, best effort: a store that fails here leaves them counted,
+    /// which errs on the attacker's side of the ledger.
+    pub(super) async fn release_attempts(&self, reserved: &[(ThrottleKey, Reserved)]) {
+        for (key, r) in reserved {
+            if let Err(e) = self.store.release_attempt(key, r).await {
+                tracing::warn!(error = %e, "could not give back a throttle reservation");
             }
         }
     }
 
-    async fn record_failure(
+    async fn audit_failure(
         &self,
-        keys: &[ThrottleKey],
         username: Option<&Username>,
         account: Option<&Account>,
         client: &ClientInfo,
         reason: &str,
-    ) -> Result<(), AuthError> {
-        let now = self.now();
-        for key in keys {
-            self.store.record_failure(key, now, self.policy.throttle.forget_after).await?;
-        }
-        let mut event = AuditEvent::new(now, AuditKind::LoginFailed).ip(ip_string(client)).detail(reason);
+    ) {
+        let mut event = AuditEvent::new(self.now(), AuditKind::LoginFailed).ip(ip_string(client)).detail(reason);
         if let Some(u) = username {
             event = event.username(u.as_str());
         }
@@ -113,7 +154,6 @@ impl Auth {
             event = event.user(a.id);
         }
         self.audit(event).await;
-        Ok(())
     }
 
     /// Hands out what the mode gives a logged-in client: a session token (session mode); an
@@ -125,14 +165,15 @@ impl Auth {
         account: Account,
         client: &ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
-        let now = self.now();
+        let precise = self.now_precise();
+        let now = whole_seconds(precise);
         let Some(tokens) = &self.tokens else {
-            return self.start_opaque_session(account, client, now).await;
+            return self.start_opaque_session(account, client, precise).await;
         };
         let refresh_policy = tokens.policy.refresh;
         let jti = TokenId::generate();
         let Some(refresh_policy) = refresh_policy else {
-            let access = self.sign_access(account.id, None, jti, now)?;
+            let access = self.sign_access(account.id, None, jti, now, None)?;
             return Ok(IssuedSession {
                 account_id: account.id,
                 username: account.username,
@@ -153,16 +194,15 @@ impl Auth {
             // Never used to authenticate: the refresh family is the credential.
             secret_hash: TokenHash::of(&random_bytes::<32>()),
             csrf_hash: csrf_hash(&csrf),
-            created_at: now,
+            created_at: precise,
             last_seen_at: now,
             expires_at: now + self.policy.session.absolute_timeout.min(refresh_policy.ttl),
             user_agent: client.user_agent.as_deref().map(truncate_user_agent),
             ip: ip_string(client),
-            refresh: Some(RefreshState { generation: 0, hash: refresh.hash(), rotated_at: now }),
+            refresh: Some(RefreshState { generation: 0, hash: refresh.hash(), rotated_at: precise }),
         };
-        self.store.insert_session(&session).await?;
-        self.enforce_session_limit(&account, &session).await?;
-        let access = self.sign_access(account.id, Some(id), jti, now)?;
+        self.insert_capped(&account, &session).await?;
+        let access = self.sign_access(account.id, Some(id), jti, now, Some(session.expires_at))?;
         Ok(IssuedSession {
             account_id: account.id,
             username: account.username,
@@ -222,8 +262,9 @@ impl Auth {
         &self,
         account: Account,
         client: &ClientInfo,
-        now: OffsetDateTime,
+        precise: OffsetDateTime,
     ) -> Result<IssuedSession, AuthError> {
+        let now = whole_seconds(precise);
         let id = SessionId::generate();
         let token = SessionToken(OpaqueToken::generate(TokenKind::Session, account.id, id));
         let csrf = CsrfToken::generate();
@@ -233,15 +274,14 @@ impl Auth {
             username: account.username.clone(),
             secret_hash: token.0.secret_hash(),
             csrf_hash: csrf.hash(),
-            created_at: now,
+            created_at: precise,
             last_seen_at: now,
             expires_at: now + self.policy.session.absolute_timeout,
             user_agent: client.user_agent.as_deref().map(truncate_user_agent),
             ip: ip_string(client),
             refresh: None,
         };
-        self.store.insert_session(&session).await?;
-        self.enforce_session_limit(&account, &session).await?;
+        self.insert_capped(&account, &session).await?;
         Ok(IssuedSession {
             account_id: account.id,
             username: account.username,
@@ -253,23 +293,25 @@ impl Auth {
         })
     }
 
-    async fn enforce_session_limit(&self, account: &Account, newest: &Session) -> Result<(), AuthError> {
-        let max = self.policy.session.max_per_user as usize;
-        if max == 0 {
+    /// Stores a new session and, in the same atomic step of the store, ends the oldest
+    /// sessions beyond `session.max_per_user`; their access tokens are denied after (they
+    /// are already gone from the store, so a lost answer here leaves at most access tokens
+    /// that expire on their own, never a session).
+    async fn insert_capped(&self, account: &Account, session: &Session) -> Result<(), AuthError> {
+        let evicted = self.store.insert_session_capped(session, self.policy.session.max_per_user).await?;
+        if evicted.is_empty() {
             return Ok(());
         }
-        let sessions = self.store.sessions_of(&account.id).await?;
-        let excess = sessions.len().saturating_sub(max);
-        for old in sessions.iter().filter(|s| s.id != newest.id).take(excess) {
-            if self.end_session(&account.id, &old.id).await? {
-                self.audit(
-                    AuditEvent::new(self.now(), AuditKind::SessionRevoked)
-                        .user(account.id)
-                        .session(old.id)
-                        .detail("session.max_per_user"),
-                )
-                .await;
-            }
+        let denied: Vec<Denied> = evicted.iter().map(|id| Denied::Session(*id)).collect();
+        self.deny(&denied).await?;
+        for old in evicted {
+            self.audit(
+                AuditEvent::new(self.now(), AuditKind::SessionRevoked)
+                    .user(account.id)
+                    .session(old)
+                    .detail("session.max_per_user"),
+            )
+            .await;
         }
         Ok(())
     }

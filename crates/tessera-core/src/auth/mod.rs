@@ -108,6 +108,11 @@ impl Auth {
         self.clock.now()
     }
 
+    /// [`Clock::now_precise`]: for session creation and refresh rotation.
+    pub fn now_precise(&self) -> OffsetDateTime {
+        self.clock.now_precise()
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

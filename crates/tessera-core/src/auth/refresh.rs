@@ -5,17 +5,22 @@
 //! advances a family only by compare-and-set on its generation.
 
 use crate::audit::{AuditEvent, AuditKind};
+use crate::clock::whole_seconds;
 use crate::error::AuthError;
 use crate::id::TokenId;
 use crate::refresh::RefreshToken;
 use crate::session::{RefreshState, Session};
+use crate::throttle::ThrottleKey;
 
 use super::login::ip_string;
 use super::{Auth, ClientInfo, IssuedSession};
 
-/// How far back a presented token is traced to recognise it as the family's (a
-/// generation counter, so this bounds work, not security: an older token is refused anyway).
-const MAX_TRACE: u32 = 10_000;
+/// How far back a presented token is traced to recognise it as the family's: at most this many
+/// HMACs per refresh, which is what a forged token for a known session costs us. A genuine
+/// token more than 100 rotations old is refused like a forged one (it cannot be told apart
+/// without walking further), so its reuse ends nothing; every younger one is recognised and
+/// its reuse ends the family.
+pub const MAX_TRACE: u32 = 100;
 /// Compare-and-set retries before giving up; each failure means another rotation won.
 const MAX_ATTEMPTS: usize = 4;
 
@@ -31,14 +36,31 @@ enum Verdict {
 }
 
 impl Auth {
-    /// `POST /v1/refresh`.
+    /// `POST /v1/refresh`. Refused refresh tokens are counted per client IP; past the
+    /// allowance the answer is [`AuthError::Throttled`] before any work is done.
     pub async fn refresh(&self, raw: &str, client: &ClientInfo) -> Result<IssuedSession, AuthError> {
+        let key = client.ip.map(ThrottleKey::refresh);
+        if let Some(key) = &key {
+            let now = self.now();
+            if let Some(retry_after) = self.policy.throttle.retry_after(key, self.store.failures(key).await?, now) {
+                return Err(AuthError::Throttled { retry_after });
+            }
+        }
+        let outcome = self.refresh_unthrottled(raw, client).await;
+        if let (Err(AuthError::Unauthenticated), Some(key)) = (&outcome, &key) {
+            self.store.record_failure(key, self.now(), self.policy.throttle.forget_after).await?;
+        }
+        outcome
+    }
+
+    async fn refresh_unthrottled(&self, raw: &str, client: &ClientInfo) -> Result<IssuedSession, AuthError> {
         let t = self.tokens_or_internal()?;
         let policy = t.policy.refresh.ok_or(AuthError::Unauthenticated)?;
         let presented = RefreshToken::parse(raw).ok_or(AuthError::Unauthenticated)?;
         let (user, sid) = (presented.user_id, presented.session_id);
         for _ in 0..MAX_ATTEMPTS {
-            let now = self.now();
+            // Milliseconds: a rotation's time decides whether a replay is inside the grace.
+            let now = self.now_precise();
             let session = self.store.session_fresh(&user, &sid).await?.ok_or(AuthError::Unauthenticated)?;
             let state = session.refresh.ok_or(AuthError::Unauthenticated)?;
             if !self.policy.session.is_live(&session, now) {
@@ -52,15 +74,15 @@ impl Auth {
                     if self.store.rotate_refresh(&user, &sid, state.generation, &new_state).await? {
                         // Answer with the session as it now stands, so a replay inside the grace
                         // (which reads it back) describes it identically.
-                        let last_seen_at = session.last_seen_at.max(now);
+                        let last_seen_at = session.last_seen_at.max(whole_seconds(now));
                         let session = Session { last_seen_at, refresh: Some(new_state), ..session };
-                        return self.answer_refresh(session, next, now);
+                        return self.answer_refresh(session, next, whole_seconds(now));
                     }
                     // Another rotation won the race: look again; we are now its predecessor.
                 }
                 Verdict::Replay => {
                     let next = t.chain.successor(&presented);
-                    return self.answer_refresh(session, next, state.rotated_at);
+                    return self.answer_refresh(session, next, whole_seconds(state.rotated_at));
                 }
                 Verdict::Reuse => {
                     self.end_session(&user, &sid).await?;
@@ -98,7 +120,8 @@ impl Auth {
         }
         match state.generation - presented.generation {
             0 => Verdict::Rotate,
-            1 if now - state.rotated_at <= grace => Verdict::Replay,
+            // Strictly inside: a zero grace admits no replay at all, not one in the same instant.
+            1 if now - state.rotated_at < grace => Verdict::Replay,
             _ => Verdict::Reuse,
         }
     }
@@ -114,7 +137,7 @@ impl Auth {
     ) -> Result<IssuedSession, AuthError> {
         let t = self.tokens_or_internal()?;
         let jti = TokenId::from_bytes(t.chain.derive_id(&next, b"tessera access jti v1"));
-        let access = self.sign_access(session.user_id, Some(session.id), jti, issued_at)?;
+        let access = self.sign_access(session.user_id, Some(session.id), jti, issued_at, Some(session.expires_at))?;
         Ok(IssuedSession {
             account_id: session.user_id,
             username: session.username.clone(),

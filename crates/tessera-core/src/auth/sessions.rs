@@ -179,6 +179,14 @@ impl Auth {
     /// Changes the password of the authenticated user. Every session of the user ends,
     /// including the current one, which is replaced by new credentials with a new session id:
     /// a thief holding any old token is locked out, and the caller stays logged in.
+    ///
+    /// The order is what makes a failure half-way safe: the sessions are ended (fenced)
+    /// *before* the new hash is written, so a store that fails in between leaves the old
+    /// password and no session — never the new password beside a thief's live session. The
+    /// write is a compare-and-set on the hash that was verified: of two concurrent changes
+    /// exactly one takes effect, and the other fails with [`AuthError::Conflict`]. A second
+    /// sweep after the write ends the sessions of logins that verified the old password while
+    /// this ran (a login that rereads the account after the write withdraws itself).
     pub async fn change_password(
         &self,
         auth: &Authenticated,
@@ -189,18 +197,32 @@ impl Auth {
         let new = Password::new_choice(new).map_err(|e| AuthError::Invalid(format!("new_password: {e}")))?;
         let user = auth.user_id;
         let account = self.store.account_by_id(&user).await?.ok_or(AuthError::Unauthenticated)?;
-        // A stolen session must not become an oracle for guessing the password.
+        // A stolen session must not become an oracle for guessing the password: the attempt is
+        // reserved against the account's counter before the hash, as a login's is.
         let key = ThrottleKey::account(&account.username);
-        let now = self.now();
-        if let Some(retry_after) = self.policy.throttle.retry_after(&key, self.store.failures(&key).await?, now) {
-            return Err(AuthError::Throttled { retry_after });
-        }
-        if !self.hasher.verify(&Password::presented(current), &account.password_hash).await? {
-            self.store.record_failure(&key, now, self.policy.throttle.forget_after).await?;
-            return Err(AuthError::InvalidCredentials);
+        let reserved = self.reserve_attempts(std::slice::from_ref(&key), Some(&account.username), client).await?;
+        match self.hasher.verify(&Password::presented(current), &account.password_hash).await {
+            Ok(true) => self.release_attempts(&reserved).await,
+            Ok(false) => return Err(AuthError::InvalidCredentials),
+            Err(e) => {
+                self.release_attempts(&reserved).await;
+                return Err(e.into());
+            }
         }
         let hash = self.hasher.hash(&new).await?;
-        self.store.set_password_hash(&user, &hash).await?;
+        // Another change that won while we hashed: say so before ending anyone's sessions,
+        // so the loser does not log the winner out. The compare-and-set below decides anyway.
+        let current = self.store.account_by_id(&user).await?.ok_or(AuthError::Unauthenticated)?;
+        if current.disabled {
+            return Err(AuthError::Unauthenticated);
+        }
+        if current.password_hash != account.password_hash {
+            return Err(password_changed_meanwhile());
+        }
+        self.end_all_sessions(&user).await?;
+        if !self.store.set_password_hash(&user, &account.password_hash, &hash).await? {
+            return Err(password_changed_meanwhile());
+        }
         self.end_all_sessions(&user).await?;
         let account = crate::account::Account { password_hash: hash, ..account };
         let issued = self.start_session(account.clone(), client).await?;
@@ -215,4 +237,8 @@ impl Auth {
         self.audit(event).await;
         Ok(issued)
     }
+}
+
+fn password_changed_meanwhile() -> AuthError {
+    AuthError::Conflict("the password was changed by another request meanwhile; log in again with the new one".into())
 }

@@ -15,6 +15,7 @@ use crate::revocation::Denylist;
 use crate::secret::random_bytes;
 use crate::store::{Store, StoredKey};
 use crate::username::Username;
+use zeroize::Zeroizing;
 
 /// Everything the token modes need beyond the store: the signing keys (swapped atomically on
 /// rotation), the server secrets, the in-process denylist and the verified-token cache.
@@ -44,7 +45,11 @@ const CSRF_SECRET: &str = "csrf";
 /// it is stored sealed, under its own name: turning sealing on or off starts new secrets
 /// (existing refresh tokens then stop working — users log in again) rather than misreading
 /// old ones.
-async fn server_secret(store: &dyn Store, sealer: Option<&Sealer>, name: &str) -> Result<Vec<u8>, AuthError> {
+async fn server_secret(
+    store: &dyn Store,
+    sealer: Option<&Sealer>,
+    name: &str,
+) -> Result<Zeroizing<Vec<u8>>, AuthError> {
     let internal = |_: crate::jwt::JwtError| {
         AuthError::Internal(format!(
             "jwt.seal_key does not open the server secret {name}: it was sealed with another seal key; set \
@@ -52,7 +57,7 @@ async fn server_secret(store: &dyn Store, sealer: Option<&Sealer>, name: &str) -
         ))
     };
     match sealer {
-        None => Ok(store.secret_or_insert(name, &random_bytes::<32>()).await?),
+        None => Ok(Zeroizing::new(store.secret_or_insert(name, &random_bytes::<32>()).await?)),
         Some(s) => {
             let sealed_name = format!("{name}.sealed");
             let fresh = s.seal(&sealed_name, &random_bytes::<32>()).map_err(internal)?;
@@ -93,8 +98,11 @@ impl Tokens {
         }
         if !tokens.has_usable_key(&stored, now) {
             // Instances starting together on an empty store race here; the store lets one
-            // key in, and the reload below picks up whichever that was.
-            let candidate = tokens.new_key(now, now)?;
+            // key in, and the reload below picks up whichever that was. The first key is
+            // active from `now - leeway`, not `now`: the instance that loses may have read its
+            // clock before the winner did (or run a little behind it), and must still find the
+            // winner's key active when it reloads with its own, earlier `now`.
+            let candidate = tokens.new_key(now, now - tokens.policy.jwt.leeway)?;
             if !candidate.sealed {
                 tracing::warn!(
                     kid = %candidate.kid,
@@ -139,8 +147,11 @@ impl Tokens {
     /// A fresh signing key for the configured algorithm, sealed when a seal key is set.
     fn new_key(&self, now: OffsetDateTime, activates_at: OffsetDateTime) -> Result<StoredKey, AuthError> {
         let (key, private) = SigningKey::generate(self.alg()).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let private = Zeroizing::new(private);
         let (private, sealed) = match &self.sealer {
-            Some(s) => (s.seal(key.kid(), &private).map_err(|e| AuthError::Internal(e.to_string()))?, true),
+            Some(s) => {
+                (Zeroizing::new(s.seal(key.kid(), &private).map_err(|e| AuthError::Internal(e.to_string()))?), true)
+            }
             None => (private, false),
         };
         let stored = StoredKey {
@@ -158,12 +169,18 @@ impl Tokens {
     /// Rebuilds the key set from the store (every instance does this periodically, so a
     /// rotation made anywhere is followed without a restart) and prunes keys whose tokens
     /// have all expired. Cached verifications by keys no longer trusted are dropped.
+    ///
+    /// The rows of expired keys are deleted only once the new set is built and in force: a
+    /// reload that fails half-way (a row that does not open) deletes nothing. A reload that
+    /// fails leaves the previous set in force, but its retired keys still stop verifying on
+    /// time ([`KeySet::verifier_at`]).
     pub async fn reload_keys(&self, store: &dyn Store, now: OffsetDateTime) -> Result<(), AuthError> {
         let lifetime = self.policy.jwt.access_ttl + self.policy.jwt.leeway;
         let mut entries = Vec::new();
+        let mut expired = Vec::new();
         for k in store.keys().await? {
             if k.retires_at.is_some_and(|r| r + lifetime <= now) {
-                store.delete_key(&k.kid).await?;
+                expired.push(k.kid.clone());
                 continue;
             }
             if k.alg != self.alg().as_str() {
@@ -197,6 +214,9 @@ impl Tokens {
         self.keys.replace(set);
         for gone in before.iter().filter(|k| !after.contains(k)) {
             self.verified.flush_kid(gone);
+        }
+        for kid in &expired {
+            store.delete_key(kid).await?;
         }
         Ok(())
     }

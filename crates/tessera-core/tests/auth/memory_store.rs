@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tessera_core::account::Account;
 use tessera_core::audit::AuditEvent;
+use tessera_core::clock::{from_unix, to_unix};
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use tessera_core::session::{RefreshState, Session};
@@ -21,7 +22,7 @@ use tessera_core::store::{
     AccountStore, AuditStore, DenyEntry, DenylistStore, KeyStore, SessionStore, Store, StoreError, StoredKey,
     ThrottleStore,
 };
-use tessera_core::throttle::{Failures, ThrottleKey};
+use tessera_core::throttle::{Failures, LockRule, Reservation, Reserved, ThrottleKey, unix_ms};
 use tessera_core::username::Username;
 use time::{Duration, OffsetDateTime};
 
@@ -96,11 +97,19 @@ impl AccountStore for MemoryStore {
         Ok(self.state().accounts.clone())
     }
 
-    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError> {
-        if let Some(a) = self.state().account_mut(id) {
-            a.password_hash = hash.clone();
-        }
-        Ok(())
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.state().account_mut(id) {
+            Some(a) if a.password_hash == *current => {
+                a.password_hash = new.clone();
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
@@ -240,6 +249,41 @@ impl ThrottleStore for MemoryStore {
 
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         self.state().failures.remove(&key.as_store_key());
+        Ok(())
+    }
+
+    async fn reserve_attempt(
+        &self,
+        key: &ThrottleKey,
+        rule: &LockRule,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, StoreError> {
+        let mut state = self.state();
+        let now_ms = unix_ms(now);
+        let current = state.failures.get(&key.as_store_key()).copied();
+        let (count, last_at) = current.map_or((0, 0), |f| (f.count, to_unix(f.last_at)));
+        if rule.is_locked(count, last_at, now_ms) {
+            return Ok(Reservation::Locked(current));
+        }
+        let live = rule.live_count(count, last_at, now_ms);
+        let failures = Failures { count: live + 1, last_at: from_unix(to_unix(now)) };
+        state.failures.insert(key.as_store_key(), failures);
+        let previous_last_at = current.filter(|_| live > 0).map(|f| f.last_at);
+        Ok(Reservation::Reserved(Reserved { failures, previous_last_at }))
+    }
+
+    async fn release_attempt(&self, key: &ThrottleKey, reserved: &Reserved) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let k = key.as_store_key();
+        let Some(slot) = state.failures.get_mut(&k) else { return Ok(()) };
+        if slot.count <= 1 {
+            state.failures.remove(&k);
+            return Ok(());
+        }
+        slot.count -= 1;
+        if let Some(previous) = reserved.previous_last_at.filter(|_| slot.last_at == reserved.failures.last_at) {
+            slot.last_at = previous;
+        }
         Ok(())
     }
 }

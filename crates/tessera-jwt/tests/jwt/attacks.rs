@@ -670,3 +670,30 @@ fn token_signed_by_retired_and_expired_key_is_rejected() {
     assert!(verify(&set_at(retired), &s, &genuine, retired).is_ok());
     refused(verify(&set_at(closed), &s, &genuine, closed));
 }
+
+/// ECDSA malleability: `(r, s)` and `(r, n - s)` both verify under plain ECDSA. tessera issues
+/// only the low-S form and refuses the high one, so a token has exactly one valid spelling
+/// (and a denylist or cache keyed on the token string cannot be sidestepped).
+#[test]
+fn es256_issues_low_s_only_and_refuses_the_high_s_twin_of_a_valid_token() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+    let f = Fixture::new(Alg::ES256);
+    let public =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &f.private).unwrap().public_key().as_ref().to_vec();
+    for _ in 0..32 {
+        let token = f.token();
+        let (h, p, s) = parts(&token);
+        let signature = unb64(&s);
+        assert!(is_low_s(&signature), "tessera signed a high-S signature");
+        assert!(f.verify(&token).is_ok());
+        let twin = high_s_twin(&signature);
+        let message = format!("{h}.{p}");
+        // The twin is a genuine ECDSA signature of the same message: only the low-S rule
+        // can refuse it.
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public)
+            .verify(message.as_bytes(), &twin)
+            .expect("the high-S twin is a valid ECDSA signature");
+        let malleated = format!("{message}.{}", b64(&twin));
+        assert!(matches!(refused(f.verify(&malleated)), JwtError::BadSignature));
+    }
+}

@@ -151,12 +151,18 @@ pub fn raw_sign(alg: Alg, private: &[u8], message: &[u8]) -> Vec<u8> {
     let rng = SystemRandom::new();
     match alg {
         Alg::EdDSA => Ed25519KeyPair::from_pkcs8(private).unwrap().sign(message).as_ref().to_vec(),
-        Alg::ES256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, private)
-            .unwrap()
-            .sign(&rng, message)
-            .unwrap()
-            .as_ref()
-            .to_vec(),
+        // Low-S only, as tessera signs and accepts (see `high_s_twin` for the other form).
+        Alg::ES256 => loop {
+            let sig = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, private)
+                .unwrap()
+                .sign(&rng, message)
+                .unwrap()
+                .as_ref()
+                .to_vec();
+            if is_low_s(&sig) {
+                break sig;
+            }
+        },
         Alg::RS256 => {
             let pair = RsaKeyPair::from_pkcs8(private).unwrap();
             let mut signature = vec![0; pair.public_modulus_len()];
@@ -189,4 +195,39 @@ pub fn refused(result: Result<AccessClaims, JwtError>) -> JwtError {
             e
         }
     }
+}
+
+/// Half the order of the P-256 group: an ES256 signature's `s` is "low" at or below it.
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d,
+    0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// The order `n` of the P-256 group, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
+    0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+pub fn is_low_s(signature: &[u8]) -> bool {
+    signature.len() == 64 && signature[32..] <= P256_HALF_ORDER[..]
+}
+
+/// `(r, n - s)` for a raw ES256 signature `(r, s)`: the other signature of the same message
+/// under the same key, equally valid to a plain ECDSA verifier. Schoolbook big-endian
+/// subtraction; test code only.
+pub fn high_s_twin(signature: &[u8]) -> Vec<u8> {
+    assert_eq!(signature.len(), 64, "a raw ES256 signature is r || s, 32 bytes each");
+    let mut out = signature.to_vec();
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[i]) - i16::from(signature[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[32 + i] = u8::try_from(d).expect("a byte");
+    }
+    assert_eq!(borrow, 0, "s < n");
+    out
 }

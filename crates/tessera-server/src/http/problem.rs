@@ -180,6 +180,7 @@ impl From<AuthError> for ApiError {
                 "this server does not accept sign-ups",
             ),
             AuthError::NotFound => Self::not_found("no such resource"),
+            AuthError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),
             AuthError::Unavailable(m) => {
                 tracing::warn!(error = %m, "answering 503");
                 Self::unavailable()

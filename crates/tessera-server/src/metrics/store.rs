@@ -12,10 +12,10 @@ use tessera_core::id::{SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{
-    AccountStore, AuditStore, DenyEntry, DenylistStore, KeyStore, SessionStore, Store, StoreError, StoredKey,
-    ThrottleStore,
+    AccountStore, AuditStore, DenyEntry, DenylistRead, DenylistStore, KeyStore, SessionStore, Store, StoreError,
+    StoredKey, ThrottleStore,
 };
-use tessera_core::throttle::{Failures, ThrottleKey};
+use tessera_core::throttle::{Failures, LockRule, Reservation, Reserved, ThrottleKey};
 use tessera_core::username::Username;
 use time::{Duration, OffsetDateTime};
 
@@ -47,12 +47,14 @@ pub enum StoreOp {
     Failures,
     RecordFailure,
     ClearFailures,
+    ReserveAttempt,
+    ReleaseAttempt,
     AppendAudit,
     Ping,
 }
 
 impl StoreOp {
-    pub const ALL: [StoreOp; 25] = [
+    pub const ALL: [StoreOp; 27] = [
         Self::InsertAccount,
         Self::AccountByUsername,
         Self::AccountById,
@@ -76,6 +78,8 @@ impl StoreOp {
         Self::Failures,
         Self::RecordFailure,
         Self::ClearFailures,
+        Self::ReserveAttempt,
+        Self::ReleaseAttempt,
         Self::AppendAudit,
         Self::Ping,
     ];
@@ -105,6 +109,8 @@ impl StoreOp {
             Self::Failures => "throttle_failures",
             Self::RecordFailure => "throttle_record_failure",
             Self::ClearFailures => "throttle_clear_failures",
+            Self::ReserveAttempt => "throttle_reserve_attempt",
+            Self::ReleaseAttempt => "throttle_release_attempt",
             Self::AppendAudit => "append_audit",
             Self::Ping => "ping",
         }
@@ -143,8 +149,13 @@ impl AccountStore for MeteredStore {
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.timed(StoreOp::ListAccounts, self.inner.list_accounts()).await
     }
-    async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError> {
-        self.timed(StoreOp::SetPasswordHash, self.inner.set_password_hash(id, hash)).await
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        self.timed(StoreOp::SetPasswordHash, self.inner.set_password_hash(id, current, new)).await
     }
     async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
         self.timed(StoreOp::SetDisabled, self.inner.set_disabled(id, disabled)).await
@@ -155,6 +166,9 @@ impl AccountStore for MeteredStore {
 impl SessionStore for MeteredStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         self.timed(StoreOp::InsertSession, self.inner.insert_session(session)).await
+    }
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
+        self.timed(StoreOp::InsertSession, self.inner.insert_session_capped(session, max)).await
     }
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.timed(StoreOp::Session, self.inner.session(user, id)).await
@@ -220,6 +234,9 @@ impl DenylistStore for MeteredStore {
     async fn denied_since(&self, cursor: u64, now: OffsetDateTime) -> Result<(Vec<DenyEntry>, u64), StoreError> {
         self.timed(StoreOp::DeniedSince, self.inner.denied_since(cursor, now)).await
     }
+    async fn read_denylist(&self, cursor: u64, now: OffsetDateTime) -> Result<DenylistRead, StoreError> {
+        self.timed(StoreOp::DeniedSince, self.inner.read_denylist(cursor, now)).await
+    }
     fn denylist_changes(&self) -> Option<Arc<tokio::sync::Notify>> {
         self.inner.denylist_changes()
     }
@@ -240,6 +257,17 @@ impl ThrottleStore for MeteredStore {
     }
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         self.timed(StoreOp::ClearFailures, self.inner.clear_failures(key)).await
+    }
+    async fn reserve_attempt(
+        &self,
+        key: &ThrottleKey,
+        rule: &LockRule,
+        now: OffsetDateTime,
+    ) -> Result<Reservation, StoreError> {
+        self.timed(StoreOp::ReserveAttempt, self.inner.reserve_attempt(key, rule, now)).await
+    }
+    async fn release_attempt(&self, key: &ThrottleKey, reserved: &Reserved) -> Result<(), StoreError> {
+        self.timed(StoreOp::ReleaseAttempt, self.inner.release_attempt(key, reserved)).await
     }
 }
 

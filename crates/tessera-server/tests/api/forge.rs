@@ -88,7 +88,14 @@ impl Signer {
         let rng = SystemRandom::new();
         match self {
             Signer::Ed25519(k) => k.sign(message).as_ref().to_vec(),
-            Signer::Es256(k) => k.sign(&rng, message).expect("ES256 signs").as_ref().to_vec(),
+            // tessera accepts only low-S ECDSA signatures; a forger with the key can always
+            // make one (a fresh nonce per draw: half the draws are low).
+            Signer::Es256(k) => loop {
+                let sig = k.sign(&rng, message).expect("ES256 signs").as_ref().to_vec();
+                if is_low_s(&sig) {
+                    break sig;
+                }
+            },
             Signer::Rs256(k) => {
                 let mut out = vec![0u8; k.public_modulus_len()];
                 k.sign(&RSA_PKCS1_SHA256, &rng, message, &mut out).expect("RS256 signs");
@@ -121,7 +128,7 @@ impl ServerKey {
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.private).expect("a P-256 PKCS#8 key"),
             ),
             "RS256" => Signer::Rs256(RsaKeyPair::from_pkcs8(&key.private).expect("an RSA PKCS#8 key")),
-            "HS256" => Signer::Hs256(key.private.clone()),
+            "HS256" => Signer::Hs256(key.private.to_vec()),
             other => panic!("unexpected algorithm {other}"),
         };
         ServerKey { kid: key.kid, alg: key.alg, signer }
@@ -185,4 +192,39 @@ pub fn with_payload(token: &str, claims: &Value) -> String {
 pub fn with_signature(token: &str, signature: &str) -> String {
     let (h, p, _) = split(token);
     format!("{h}.{p}.{signature}")
+}
+
+/// Half the order of the P-256 group: an ES256 signature's `s` is "low" at or below it.
+pub const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d,
+    0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// The order `n` of the P-256 group, big-endian.
+pub const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
+    0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+pub fn is_low_s(signature: &[u8]) -> bool {
+    signature.len() == 64 && signature[32..] <= P256_HALF_ORDER[..]
+}
+
+/// `(r, n - s)` for a raw ES256 signature `(r, s)`: the other signature of the same message
+/// under the same key, equally valid to a plain ECDSA verifier (the malleability low-S
+/// removes). Schoolbook big-endian subtraction; test code only.
+pub fn high_s_twin(signature: &[u8]) -> Vec<u8> {
+    assert_eq!(signature.len(), 64, "a raw ES256 signature is r || s, 32 bytes each");
+    let mut out = signature.to_vec();
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[i]) - i16::from(signature[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[32 + i] = u8::try_from(d).expect("a byte");
+    }
+    assert_eq!(borrow, 0, "s < n");
+    out
 }

@@ -276,6 +276,48 @@ impl TestApp {
     }
 }
 
+/// A second server on the same store, configuration and clock: another instance of the same
+/// deployment (two processes on one SQLite file, or two instances sharing PostgreSQL + Redis).
+pub struct Sibling {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn sibling(&self) -> Sibling {
+        let clock: Arc<dyn Clock> = self.clock.clone();
+        let app = Application::build(self.config.clone(), clock)
+            .await
+            .unwrap_or_else(|e| panic!("Application::build (sibling): {e:?}"));
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Sibling { addr, shutdown: Some(tx), server: Some(server) }
+    }
+}
+
+impl Sibling {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let result = tokio::time::timeout(StdDuration::from_secs(10), server)
+                .await
+                .expect("the sibling stops within 10 s of the shutdown signal")
+                .expect("the sibling's task does not panic");
+            result.unwrap_or_else(|e| panic!("run_until_stopped returned an error: {e:?}"));
+        }
+    }
+}
+
 /// A fully read answer, so assertions can print the body when they fail.
 #[derive(Debug)]
 pub struct Reply {

@@ -352,14 +352,14 @@ async fn base64_with_the_standard_alphabet_is_rejected() {
 // Claims.
 
 #[tokio::test]
-async fn access_token_is_accepted_within_the_leeway_and_refused_at_exp_plus_leeway() {
+async fn access_token_is_accepted_until_exp_and_the_leeway_does_not_lengthen_it() {
     let t = Target::new().await;
     let exp = t.login.exp();
-    t.app.advance(Duration::seconds(exp - t.app.now().unix_timestamp()));
-    assert_access_works(&t.app, &t.login.access, "at exp, within the leeway").await;
-    t.app.advance(LEEWAY - Duration::seconds(1));
-    assert_access_works(&t.app, &t.login.access, "one second before exp + leeway").await;
+    t.app.advance(Duration::seconds(exp - 1 - t.app.now().unix_timestamp()));
+    assert_access_works(&t.app, &t.login.access, "one second before exp").await;
     t.app.advance(Duration::seconds(1));
+    t.refused(&t.login.access, "at exp: the leeway is for iat, not for a lifetime the server decided").await;
+    t.app.advance(LEEWAY);
     t.refused(&t.login.access, "at exp + leeway").await;
     t.app.advance(Duration::days(1));
     t.refused(&t.login.access, "a day later").await;
@@ -585,4 +585,22 @@ async fn duplicate_claims_are_rejected() {
     let payload = honest.replacen(&format!("\"exp\":{exp}"), &format!("\"exp\":{exp},\"exp\":{}", exp + 86_400), 1);
     assert_ne!(payload, honest);
     t.refused(&t.key.sign(&t.key.header_text(), &payload), "exp twice").await;
+}
+
+/// SPEC: ECDSA tokens have one valid form. The high-S twin `(r, n - s)` of a genuine ES256
+/// token is a valid ECDSA signature of the same bytes; the server refuses it, and every token
+/// it issues is low-S.
+#[tokio::test]
+async fn es256_high_s_twin_of_a_valid_token_is_refused() {
+    let app = spawn_token_app(&token_toml("hybrid", "[jwt]\nalg = \"ES256\"\n")).await;
+    app.create_user("alice").await;
+    for i in 0..8 {
+        let login = app.login_tokens("alice", PASSWORD).await;
+        let (header, payload, signature) = split(&login.access);
+        let signature = unb64u(&signature);
+        assert!(crate::forge::is_low_s(&signature), "login {i}: the server issued a high-S signature");
+        assert_access_works(&app, &login.access, "the genuine ES256 token").await;
+        let twin = format!("{header}.{payload}.{}", b64u(&crate::forge::high_s_twin(&signature)));
+        assert_access_refused(&app, &twin, "the high-S twin of a genuine ES256 token").await;
+    }
 }

@@ -175,6 +175,26 @@ async fn max_per_user_revokes_the_oldest_session_on_the_next_login() {
     assert_eq!(ids, vec![second.session_id, third.session_id]);
 }
 
+/// Issue 11 #9: sessions created within one second used to tie on their creation time, and
+/// the cap evicted a random one among them. Creation is now kept in milliseconds, ties (the
+/// test clock does not move) broken by insertion order: the oldest goes, always.
+#[tokio::test]
+async fn max_per_user_evicts_the_truly_oldest_among_sessions_of_the_same_second() {
+    let app = spawn_app_with("[auth]\nmode = \"session\"\n[session]\nmax_per_user = 2\n").await;
+    app.create_user("alice").await;
+    let mut logins = Vec::new();
+    for _ in 0..6 {
+        logins.push(app.login_bearer("alice", PASSWORD).await);
+    }
+    let (evicted, kept) = logins.split_at(4);
+    for old in evicted {
+        app.me_bearer(&old.token).await.assert_invalid_token();
+    }
+    let ids: Vec<String> =
+        app.sessions_bearer(&kept[1].token).await.iter().map(|s| s["id"].as_str().expect("id").to_owned()).collect();
+    assert_eq!(ids, vec![kept[0].session_id.clone(), kept[1].session_id.clone()], "the two newest, oldest first");
+}
+
 #[tokio::test]
 async fn login_of_disabled_user_is_401_like_a_wrong_password() {
     // Disabling goes through the CLI (see cli.rs for the running-server half); here the

@@ -182,3 +182,82 @@ async fn password_change_answers_in_the_transport_its_credential_came_by() {
     let fresh = Cookies::from_reply(&reply);
     app.me_cookie(&fresh).await.assert_status(200);
 }
+
+// Passwords are NFKC-normalised at sign-up, login and change (NIST SP 800-63B §5.1.1.2), and
+// nothing else: the same passphrase typed as a composed or decomposed accent, or in fullwidth
+// letters, is one password; spaces and case still count.
+
+/// "café crème" with each accent as a combining character.
+const DECOMPOSED: &str = "cafe\u{301} cre\u{300}me";
+const COMPOSED: &str = "caf\u{e9} cr\u{e8}me";
+
+#[tokio::test]
+async fn signup_with_a_decomposed_password_logs_in_with_the_composed_form() {
+    let app = spawn_app().await;
+    app.signup("alice", DECOMPOSED).await.assert_status(201);
+    app.login_bearer("alice", COMPOSED).await;
+    app.login_bearer("alice", DECOMPOSED).await;
+}
+
+#[tokio::test]
+async fn signup_with_a_compatibility_form_logs_in_with_plain_letters() {
+    let app = spawn_app().await;
+    // Fullwidth letters and digits, and the "ﬁ" ligature.
+    app.signup("alice", "ｐａｓｓｗｏｒｄ１２３ ﬁsh").await.assert_status(201);
+    app.login_bearer("alice", "password123 fish").await;
+}
+
+#[tokio::test]
+async fn passwords_are_never_trimmed_case_folded_or_truncated() {
+    let app = spawn_app().await;
+    app.signup("alice", "  Correct Horse  ").await.assert_status(201);
+    for near_miss in ["Correct Horse", "  correct horse  ", "  CORRECT HORSE  ", "  Correct Horse "] {
+        app.login("alice", near_miss, Some("bearer")).await.assert_401("invalid-credentials");
+    }
+    app.login_bearer("alice", "  Correct Horse  ").await;
+
+    let long = "p".repeat(1024);
+    app.signup("bob", &long).await.assert_status(201);
+    app.login("bob", &long[..1023], Some("bearer")).await.assert_401("invalid-credentials");
+    app.login_bearer("bob", &long).await;
+}
+
+#[tokio::test]
+async fn password_change_normalises_the_new_and_the_current_password() {
+    let app = spawn_app().await;
+    app.signup("alice", COMPOSED).await.assert_status(201);
+    let login = app.login_bearer("alice", COMPOSED).await;
+    // The current password in its decomposed form is accepted; the new one is stored normalised.
+    let reply =
+        app.send(app.post("/v1/password").bearer(&login.token).json(&change(DECOMPOSED, "ｎｅｗ ｐａｓｓ 42"))).await;
+    reply.assert_status(200);
+    app.login_bearer("alice", "new pass 42").await;
+}
+
+/// Issue 11 #10: two password changes sent at once from the same session, each verified
+/// against the same current password. Before the fix both answered 200 and the later write
+/// silently replaced the earlier one; now the write is a compare-and-set on the hash that was
+/// verified, so exactly one takes effect and the other says so with a 409 problem.
+#[tokio::test]
+async fn of_two_concurrent_password_changes_exactly_one_wins_and_the_other_is_a_409() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let candidates = ["first brand new passphrase", "second brand new passphrase"];
+    let [a, b] =
+        candidates.map(|new| app.send(app.post("/v1/password").bearer(&login.token).json(&change(PASSWORD, new))));
+    let (a, b) = tokio::join!(a, b);
+    let replies = [a, b];
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert!(
+        statuses == [200, 409] || statuses == [409, 200],
+        "exactly one change answers 200 and the other 409, got {statuses:?}"
+    );
+    let (winner, loser) = if statuses[0] == 200 { (0, 1) } else { (1, 0) };
+    let problem = replies[loser].assert_problem(409, "conflict");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("changed")), "{problem}");
+
+    app.login("alice", candidates[winner], Some("bearer")).await.assert_status(200);
+    app.login("alice", candidates[loser], Some("bearer")).await.assert_401("invalid-credentials");
+    app.login("alice", PASSWORD, Some("bearer")).await.assert_401("invalid-credentials");
+}

@@ -62,6 +62,20 @@ async fn previous_refresh_token_within_grace_gets_the_same_successor() {
     assert!(!app.audit_kinds().await.iter().any(|k| k == "refresh_reuse_detected"), "a retry is not reuse");
 }
 
+/// Issue 11 #9: with `reuse_grace = "0s"` a replay in the same instant as the rotation (one
+/// second, as timestamps were kept) passed as a retry and got the successor. A zero grace now
+/// admits no replay at all: the replay is reuse and ends the family.
+#[tokio::test]
+async fn with_a_zero_grace_a_replay_in_the_same_instant_is_reuse() {
+    let app = spawn_token_app(&token_toml("hybrid", "[refresh]\nreuse_grace = \"0s\"\n")).await;
+    app.create_user("alice").await;
+    let login = app.login_tokens("alice", PASSWORD).await;
+    let current = app.refresh_ok(login.refresh()).await;
+    assert_refresh_refused(&app, login.refresh(), "a replay of the previous token, zero grace, same instant").await;
+    assert_refresh_refused(&app, current.refresh(), "the current token of a family caught reusing").await;
+    assert!(app.audit_kinds().await.iter().any(|k| k == "refresh_reuse_detected"), "the reuse is audited");
+}
+
 #[tokio::test]
 async fn previous_refresh_token_after_grace_revokes_the_family() {
     let app = spawn_hybrid().await;
@@ -184,6 +198,29 @@ async fn refresh_after_session_absolute_timeout_is_refused() {
     );
     app.advance(Duration::minutes(1) + Duration::seconds(1));
     assert_refresh_refused(&app, alive.refresh(), "a refresh after the absolute timeout").await;
+}
+
+/// Issue 11 #20: with `absolute_timeout = 6s` a hybrid access token (5 min `exp`) was still
+/// accepted at 7 s — its `exp` plus `jwt.leeway` reached past the session's end. Now `exp` is
+/// capped at the session's absolute end, at login and at every refresh, and the leeway does
+/// not lengthen it.
+#[tokio::test]
+async fn an_access_token_never_outlives_its_sessions_absolute_timeout() {
+    let app = spawn_token_app(&token_toml("hybrid", "[session]\nabsolute_timeout = \"6s\"\n")).await;
+    app.create_user("alice").await;
+    let login = app.login_tokens("alice", PASSWORD).await;
+    let session_end = crate::helpers::parse_ts(&login.body["session"]["expires_at"]).unix_timestamp();
+    assert!(login.exp() <= session_end, "exp {} is capped at the session's end {session_end}", login.exp());
+    app.advance(Duration::seconds(3));
+    let refreshed = app.refresh_ok(login.refresh()).await;
+    assert!(refreshed.exp() <= session_end, "a refreshed exp {} stays within {session_end}", refreshed.exp());
+    app.advance(Duration::seconds(2));
+    assert_access_works(&app, &refreshed.access, "a second before the session's end").await;
+    app.advance(Duration::seconds(1));
+    assert_access_refused(&app, &login.access, "the first token at the session's absolute end").await;
+    assert_access_refused(&app, &refreshed.access, "the refreshed token at the session's absolute end").await;
+    app.advance(Duration::seconds(1));
+    assert_access_refused(&app, &refreshed.access, "at 7 s, where the leeway used to reach").await;
 }
 
 #[tokio::test]

@@ -275,3 +275,54 @@ fn verify_keys_need_the_denylist() {
     assert!(format!("{err}").contains("verify.keys"), "{err}");
     assert!(!format!("{err:?}").contains(VERIFY_KEY), "no error quotes a key: {err:?}");
 }
+
+/// #13: `POST /v1/revoke` of the same token, again and again, added a denylist entry and an
+/// audit row every time. Now the first revocation is the only one: the feed carries one
+/// `jti` entry, and one `token_revoked` is audited.
+#[tokio::test]
+async fn revoking_the_same_token_again_adds_nothing_to_the_denylist_or_the_audit() {
+    let app = spawn_token_app(&feed_toml()).await;
+    app.create_user("alice").await;
+    let (login, marker) = (logged_in(&app, "alice").await, logged_in(&app, "alice").await);
+    let mut feed = Feed::open(&app, None).await;
+    feed.start().await;
+    for _ in 0..20 {
+        app.revoke(&login.access, None).await.assert_status(200);
+    }
+    // A different revocation after them: whatever the repeats added would come before it.
+    logout(&app, &marker).await;
+    let first = feed.next_news().await;
+    assert_eq!((first.data["kind"].as_str(), &first.data["value"]), (Some("jti"), &login.claims()["jti"]), "{first:?}");
+    let second = feed.next_news().await;
+    assert!(is_sid(&second.data, marker.sid()), "the repeats added nothing: {second:?}");
+    let audited = app.audit_kinds().await.into_iter().filter(|k| k == "token_revoked").count();
+    assert_eq!(audited, 1, "one audit row for one revocation");
+    // A new consumer's reset lists the token once.
+    let mut fresh = Feed::open(&app, None).await;
+    let reset = fresh.next_news().await;
+    let jtis = reset.data["revocations"].as_array().unwrap().iter().filter(|e| e["kind"] == "jti").count();
+    assert_eq!(jtis, 1, "{reset:?}");
+}
+
+/// #13: each new revocation through `/v1/revoke` counts against its owner's allowance (100),
+/// so one account cannot grow the denylist every instance holds without bound.
+#[tokio::test]
+async fn one_account_cannot_revoke_without_bound() {
+    let app = spawn_token_app(&feed_toml()).await;
+    app.create_user("alice").await;
+    let mut login = logged_in(&app, "alice").await;
+    for _ in 0..100 {
+        app.revoke(&login.access, None).await.assert_status(200);
+        login = app.refresh_ok(login.refresh()).await;
+    }
+    let refused = app.revoke(&login.access, None).await;
+    refused.assert_problem(429, "throttled");
+    assert!(refused.retry_after() >= 1);
+    // The token is not revoked: the refusal changed nothing.
+    app.me_bearer(&login.access).await.assert_status(200);
+    // An hour without revocations, and the allowance is back.
+    app.advance(time::Duration::hours(2));
+    let later = app.refresh_ok(login.refresh()).await;
+    app.revoke(&later.access, None).await.assert_status(200);
+    app.me_bearer(&later.access).await.assert_invalid_token();
+}

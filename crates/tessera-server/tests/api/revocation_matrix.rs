@@ -2,8 +2,9 @@
 //! session, which credential stops working, and when.
 //!
 //! - The refresh token always stops at once: it is checked against the store on every use.
-//! - `revocation.check = "none"`: an access token is self-contained and lives to `exp` (plus the
-//!   leeway); nothing the server does can stop it earlier.
+//! - `revocation.check = "none"`: an access token is self-contained and lives to `exp` (the
+//!   leeway tolerates skew on `iat` only, never lengthens a token); nothing the server does
+//!   can stop it earlier.
 //! - `denylist` and `allowlist`: the access token stops at once when the revocation happened on
 //!   this server, and within the store sync interval when another process (the CLI) made it.
 //!
@@ -17,7 +18,7 @@ use time::Duration;
 
 use crate::helpers::{PASSWORD, TestApp, WithCookies, spawn_token_app};
 use crate::token_helpers::{
-    ADMIN_KEY, CROSS_PROCESS, LEEWAY, TokenLogin, assert_access_refused, assert_access_works, assert_refresh_refused,
+    ADMIN_KEY, CROSS_PROCESS, TokenLogin, assert_access_refused, assert_access_works, assert_refresh_refused,
     token_toml,
 };
 
@@ -168,7 +169,7 @@ async fn at_once(check: Check, action: Action) {
     after_the_action(&s, action, issued).await;
 }
 
-/// none: the refresh token stops at once; the access token lives to `exp` + leeway.
+/// none: the refresh token stops at once; the access token lives to `exp`.
 async fn until_expiry(check: Check, action: Action) {
     let s = Scene::new(check).await;
     let issued = s.act(action).await;
@@ -184,11 +185,11 @@ async fn until_expiry(check: Check, action: Action) {
         app.refresh_ok(s.other.refresh()).await;
     }
     after_the_action(&s, action, issued).await;
-    let last_second = s.victim.exp() + LEEWAY.whole_seconds() - 1 - app.now().unix_timestamp();
+    let last_second = s.victim.exp() - 1 - app.now().unix_timestamp();
     app.advance(Duration::seconds(last_second));
-    assert_access_works(app, &s.victim.access, &format!("{check:?}/{action:?}: one second before exp + leeway")).await;
+    assert_access_works(app, &s.victim.access, &format!("{check:?}/{action:?}: one second before exp")).await;
     app.advance(Duration::seconds(1));
-    assert_access_refused(app, &s.victim.access, &format!("{check:?}/{action:?}: at exp + leeway")).await;
+    assert_access_refused(app, &s.victim.access, &format!("{check:?}/{action:?}: at exp")).await;
 }
 
 /// What must hold after an action whatever the check: a password change's caller carries on
@@ -241,11 +242,11 @@ async fn revoke_access_keeps_it_until_expiry(check: Check) {
     app.revoke(&s.victim.access, None).await.assert_status(200);
     assert_access_works(app, &s.victim.access, &format!("{check:?}: no check")).await;
     app.refresh_ok(s.victim.refresh()).await;
-    let last_second = s.victim.exp() + LEEWAY.whole_seconds() - 1 - app.now().unix_timestamp();
+    let last_second = s.victim.exp() - 1 - app.now().unix_timestamp();
     app.advance(Duration::seconds(last_second));
-    assert_access_works(app, &s.victim.access, &format!("{check:?}: one second before exp + leeway")).await;
+    assert_access_works(app, &s.victim.access, &format!("{check:?}: one second before exp")).await;
     app.advance(Duration::seconds(1));
-    assert_access_refused(app, &s.victim.access, &format!("{check:?}: at exp + leeway")).await;
+    assert_access_refused(app, &s.victim.access, &format!("{check:?}: at exp")).await;
 }
 
 macro_rules! cells {
@@ -424,6 +425,6 @@ async fn jwt_without_refresh_none_logout_keeps_the_token_until_expiry() {
     let (app, first, _) = two_lone_tokens("none").await;
     app.send(app.post("/v1/logout").bearer(&first.access)).await.assert_status(204);
     assert_access_works(&app, &first.access, "no check: the token lives on").await;
-    app.advance(Duration::seconds(first.exp() + LEEWAY.whole_seconds() - app.now().unix_timestamp()));
-    assert_access_refused(&app, &first.access, "at exp + leeway").await;
+    app.advance(Duration::seconds(first.exp() - app.now().unix_timestamp()));
+    assert_access_refused(&app, &first.access, "at exp").await;
 }

@@ -2,8 +2,11 @@
 //! (20 free), 429 with `Retry-After`, counters keyed the same for unknown usernames, and
 //! `X-Forwarded-For` believed only from trusted proxies.
 
+use std::sync::Arc;
+
 use serde_json::json;
 use time::Duration;
+use tokio::sync::Barrier;
 
 use crate::helpers::{PASSWORD, Reply, TestApp, WRONG_PASSWORD, WithCookies, spawn_app, spawn_app_with};
 
@@ -334,4 +337,160 @@ async fn client_supplied_forwarded_header_cannot_dodge_the_ip_limit_behind_an_xf
         app.send(attempt(i, format!("victim{i}"), WRONG_PASSWORD)).await.assert_401("invalid-credentials");
     }
     assert_throttled(&app.send(attempt(99, "alice".to_owned(), PASSWORD)).await);
+}
+
+/// One login attempt for [`login_all_at_once`]: where to send it, from which forwarded
+/// address (if any), as whom.
+struct Attempt {
+    url: String,
+    xff: Option<String>,
+    username: String,
+    password: &'static str,
+}
+
+/// Sends every attempt at the same moment (one task each, released together) and returns the
+/// answers in order.
+async fn login_all_at_once(app: &TestApp, attempts: Vec<Attempt>) -> Vec<Reply> {
+    let barrier = Arc::new(Barrier::new(attempts.len()));
+    let mut tasks = Vec::new();
+    for a in attempts {
+        let (client, barrier) = (app.client.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rb = client
+                .post(a.url)
+                .header("tessera-transport", "bearer")
+                .json(&json!({"username": a.username, "password": a.password}));
+            if let Some(xff) = a.xff {
+                rb = rb.header("x-forwarded-for", xff);
+            }
+            barrier.wait().await;
+            Reply::from(rb.send().await.expect("an answer")).await
+        }));
+    }
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("task"));
+    }
+    replies
+}
+
+/// (answers 401, answers 429); anything else fails the test.
+fn tally(replies: &[Reply]) -> (usize, usize) {
+    let (mut evaluated, mut throttled) = (0, 0);
+    for r in replies {
+        match r.status.as_u16() {
+            401 => {
+                r.assert_401("invalid-credentials");
+                evaluated += 1;
+            }
+            429 => {
+                assert_throttled(r);
+                throttled += 1;
+            }
+            other => panic!("a guess answers 401 or 429, not {other}: {}", r.text),
+        }
+    }
+    (evaluated, throttled)
+}
+
+/// How many of `n` sequential wrong passwords for `username` are evaluated (401) before the
+/// throttle answers 429, with the clock standing still.
+async fn evaluated_in_sequence(app: &TestApp, username: &str, n: usize) -> usize {
+    let mut evaluated = 0;
+    for _ in 0..n {
+        let reply = app.login(username, WRONG_PASSWORD, Some("bearer")).await;
+        if reply.status.as_u16() == 401 {
+            evaluated += 1;
+        } else {
+            assert_throttled(&reply);
+        }
+    }
+    evaluated
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_passwords_for_one_account_cost_what_sequential_ones_do() {
+    // Found by attack: 60 parallel guesses were all evaluated, the counter being read before
+    // the hash and written after it.
+    const N: usize = 60;
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let attempts = (0..N)
+        .map(|_| Attempt { url: app.url("/v1/login"), xff: None, username: "alice".into(), password: WRONG_PASSWORD })
+        .collect();
+    let (evaluated, throttled) = tally(&login_all_at_once(&app, attempts).await);
+    // The five free failures, and the sixth, which starts the first delay.
+    assert_eq!((evaluated, throttled), (6, N - 6));
+    assert_eq!(evaluated, evaluated_in_sequence(&app, "bob", N).await, "parallel guesses cost what sequential ones do");
+    assert_throttled(&app.login("alice", PASSWORD, Some("bearer")).await);
+    app.advance(Duration::seconds(1));
+    app.login_bearer("alice", PASSWORD).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_passwords_from_one_address_cost_what_sequential_ones_do() {
+    const N: usize = 60;
+    let app = spawn_app_with(TRUSTING_LOCALHOST).await;
+    app.create_user("alice").await;
+    let attempts = (0..N)
+        .map(|i| Attempt {
+            url: app.url("/v1/login"),
+            xff: Some("203.0.113.7".into()),
+            username: format!("victim{i}"),
+            password: WRONG_PASSWORD,
+        })
+        .collect();
+    let (evaluated, throttled) = tally(&login_all_at_once(&app, attempts).await);
+    // Twenty free failures and the one that starts the delay, as in sequence.
+    assert_eq!((evaluated, throttled), (21, N - 21));
+    assert_throttled(&login_from(&app, "203.0.113.7", "alice", PASSWORD).await);
+    login_from(&app, "203.0.113.8", "alice", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_passwords_across_two_instances_share_one_allowance() {
+    // Two servers on one store (one SQLite file; or PostgreSQL + Redis): the reservation is
+    // atomic in the store, not in either process.
+    const N: usize = 60;
+    let app = spawn_app().await;
+    let sibling = app.sibling().await;
+    app.create_user("alice").await;
+    let attempts = (0..N)
+        .map(|i| Attempt {
+            url: if i % 2 == 0 { app.url("/v1/login") } else { sibling.url("/v1/login") },
+            xff: None,
+            username: "alice".into(),
+            password: WRONG_PASSWORD,
+        })
+        .collect();
+    let (evaluated, throttled) = tally(&login_all_at_once(&app, attempts).await);
+    assert_eq!((evaluated, throttled), (6, N - 6));
+    sibling.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn correct_passwords_among_parallel_guesses_give_their_reservation_back() {
+    // Every attempt is counted against the address before its hash; a success gives that
+    // back. 15 wrong guesses and 5 real logins at once leave 15 failures on the address, so six
+    // more guesses are evaluated (as after 15 sequential failures) before the delay starts.
+    let app = spawn_app_with(TRUSTING_LOCALHOST).await;
+    app.create_user("alice").await;
+    let attempt = |username: String, password| Attempt {
+        url: app.url("/v1/login"),
+        xff: Some("203.0.113.7".into()),
+        username,
+        password,
+    };
+    let mut attempts: Vec<Attempt> = (0..15).map(|i| attempt(format!("victim{i}"), WRONG_PASSWORD)).collect();
+    attempts.extend((0..5).map(|_| attempt("alice".into(), PASSWORD)));
+    let replies = login_all_at_once(&app, attempts).await;
+    for r in &replies[15..] {
+        r.assert_status(200);
+    }
+    assert_eq!(tally(&replies[..15]), (15, 0));
+    for i in 15..21 {
+        login_from(&app, "203.0.113.7", &format!("victim{i}"), WRONG_PASSWORD).await.assert_401("invalid-credentials");
+    }
+    assert_throttled(&login_from(&app, "203.0.113.7", "alice", PASSWORD).await);
 }

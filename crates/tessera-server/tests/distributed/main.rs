@@ -15,6 +15,7 @@
 
 mod harness;
 
+mod account_change_outage;
 mod cluster;
 mod instance_crash;
 mod key_rotation;

@@ -12,14 +12,20 @@
 //! | 1 | 4 | `last_seen_at` |
 //! | 5 | 4 | refresh generation (only with a family) |
 //! | 9 | 32 | refresh hash (only with a family) |
-//! | 41 | 4 | refresh `rotated_at` (only with a family) |
-//! | then | 32 · 32 · 4 · 4 | secret hash · CSRF hash · `created_at` · `expires_at` |
+//! | 41 | 8 | refresh `rotated_at`, in milliseconds (only with a family) |
+//! | then | 32 · 32 · 8 · 4 | secret hash · CSRF hash · `created_at` (milliseconds) · `expires_at` |
 //! | then | | username, user agent, IP: u16 length then UTF-8; length `0xFFFF` = none |
 //!
 //! Integers are big-endian; instants are unix seconds as u32 (good until 2106; a later expiry
-//! is stored as 2106). The user id and session id are in the key, not repeated here.
+//! is stored as 2106), except `created_at` and `rotated_at`: unix milliseconds as u64, because
+//! their order within a second matters (eviction of the oldest session, a zero reuse grace).
+//! The user id and session id are in the key, not repeated here.
+//!
+//! Layout version 1 (`0x10`) had those two in seconds (u32); it is still read, and a rotation
+//! of a version-1 value writes the version-1 family bytes ([`encode_refresh_v1`]), so sessions
+//! created before an upgrade live on.
 
-use tessera_core::clock::{from_unix, to_unix};
+use tessera_core::clock::{from_unix, from_unix_ms, to_unix, to_unix_ms};
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::secret::TokenHash;
 use tessera_core::session::{RefreshState, Session};
@@ -29,7 +35,8 @@ use time::OffsetDateTime;
 
 use super::corrupt;
 
-const VERSION: u8 = 0x10;
+const VERSION: u8 = 0x20;
+const VERSION_1: u8 = 0x10;
 const HAS_REFRESH: u8 = 0x01;
 const NONE: u16 = u16::MAX;
 /// Where `last_seen_at` sits (a touch rewrites it).
@@ -46,7 +53,7 @@ pub fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
     }
     out.extend_from_slice(session.secret_hash.as_bytes());
     out.extend_from_slice(session.csrf_hash.as_bytes());
-    out.extend_from_slice(&instant(session.created_at));
+    out.extend_from_slice(&instant_ms(session.created_at));
     out.extend_from_slice(&instant(session.expires_at));
     put_str(&mut out, Some(session.username.as_str()))?;
     put_str(&mut out, session.user_agent.as_deref())?;
@@ -54,8 +61,18 @@ pub fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-/// The bytes at [`REFRESH_AT`]: generation, hash, rotated_at.
+/// The bytes at [`REFRESH_AT`]: generation, hash, rotated_at (milliseconds).
 pub fn encode_refresh(refresh: &RefreshState) -> Vec<u8> {
+    let mut out = Vec::with_capacity(44);
+    out.extend_from_slice(&refresh.generation.to_be_bytes());
+    out.extend_from_slice(refresh.hash.as_bytes());
+    out.extend_from_slice(&instant_ms(refresh.rotated_at));
+    out
+}
+
+/// The same family in layout version 1 (`rotated_at` in seconds), for a rotation of a value
+/// written before the upgrade.
+pub fn encode_refresh_v1(refresh: &RefreshState) -> Vec<u8> {
     let mut out = Vec::with_capacity(40);
     out.extend_from_slice(&refresh.generation.to_be_bytes());
     out.extend_from_slice(refresh.hash.as_bytes());
@@ -68,24 +85,31 @@ pub fn instant(t: OffsetDateTime) -> [u8; 4] {
     u32::try_from(to_unix(t).max(0)).unwrap_or(u32::MAX).to_be_bytes()
 }
 
+/// Unix milliseconds as stored: clamped into u64.
+pub fn instant_ms(t: OffsetDateTime) -> [u8; 8] {
+    u64::try_from(to_unix_ms(t).max(0)).unwrap_or(u64::MAX).to_be_bytes()
+}
+
 pub fn decode(user_id: UserId, id: SessionId, value: &[u8]) -> Result<Session, StoreError> {
     let mut r = Reader(value);
     let flags = r.take(1)?[0];
-    if flags & 0xF0 != VERSION {
-        return Err(corrupt("session (unknown layout version)"));
-    }
+    let precise = match flags & 0xF0 {
+        VERSION => true,
+        VERSION_1 => false,
+        _ => return Err(corrupt("session (unknown layout version)")),
+    };
     let last_seen_at = r.instant()?;
     let refresh = if flags & HAS_REFRESH != 0 {
         let generation = u32::from_be_bytes(r.array()?);
         let hash = TokenHash::from_bytes(r.array()?);
-        let rotated_at = r.instant()?;
+        let rotated_at = if precise { r.instant_ms()? } else { r.instant()? };
         Some(RefreshState { generation, hash, rotated_at })
     } else {
         None
     };
     let secret_hash = TokenHash::from_bytes(r.array()?);
     let csrf_hash = TokenHash::from_bytes(r.array()?);
-    let created_at = r.instant()?;
+    let created_at = if precise { r.instant_ms()? } else { r.instant()? };
     let expires_at = r.instant()?;
     let username = r.string()?.ok_or_else(|| corrupt("session username"))?;
     let user_agent = r.string()?;
@@ -142,6 +166,10 @@ impl<'a> Reader<'a> {
         Ok(from_unix(i64::from(u32::from_be_bytes(self.array()?))))
     }
 
+    fn instant_ms(&mut self) -> Result<OffsetDateTime, StoreError> {
+        Ok(from_unix_ms(i64::try_from(u64::from_be_bytes(self.array()?)).unwrap_or(i64::MAX)))
+    }
+
     fn string(&mut self) -> Result<Option<String>, StoreError> {
         let len = u16::from_be_bytes(self.array()?);
         if len == NONE {
@@ -190,7 +218,35 @@ mod tests {
         let s = session(Some("ua"), Some(refresh));
         let bytes = encode(&s).unwrap();
         assert_eq!(bytes[LAST_SEEN_AT..LAST_SEEN_AT + 4], instant(s.last_seen_at));
-        assert_eq!(bytes[REFRESH_AT..REFRESH_AT + 40], encode_refresh(&refresh)[..]);
+        assert_eq!(bytes[REFRESH_AT..REFRESH_AT + 44], encode_refresh(&refresh)[..]);
+    }
+
+    #[test]
+    fn creation_and_rotation_keep_their_milliseconds() {
+        let ms = time::Duration::milliseconds(123);
+        let refresh =
+            RefreshState { generation: 7, hash: TokenHash::of(b"r"), rotated_at: from_unix(1_800_000_050) + ms };
+        let mut s = session(Some("ua"), Some(refresh));
+        s.created_at += ms;
+        assert_eq!(round_trip(&s), s);
+    }
+
+    /// A value written before the upgrade (layout 1: seconds) is still read, field by field.
+    #[test]
+    fn layout_version_1_is_still_read() {
+        let refresh = RefreshState { generation: 7, hash: TokenHash::of(b"r"), rotated_at: from_unix(1_800_000_050) };
+        let s = session(Some("ua"), Some(refresh));
+        let mut v1 = vec![VERSION_1 | HAS_REFRESH];
+        v1.extend_from_slice(&instant(s.last_seen_at));
+        v1.extend_from_slice(&encode_refresh_v1(&refresh));
+        v1.extend_from_slice(s.secret_hash.as_bytes());
+        v1.extend_from_slice(s.csrf_hash.as_bytes());
+        v1.extend_from_slice(&instant(s.created_at));
+        v1.extend_from_slice(&instant(s.expires_at));
+        put_str(&mut v1, Some(s.username.as_str())).unwrap();
+        put_str(&mut v1, s.user_agent.as_deref()).unwrap();
+        put_str(&mut v1, s.ip.as_deref()).unwrap();
+        assert_eq!(decode(s.user_id, s.id, &v1).unwrap(), s);
     }
 
     #[test]
@@ -212,7 +268,7 @@ mod tests {
             longer.push(0);
             assert!(decode(s.user_id, s.id, &longer).is_err(), "trailing byte");
             let mut other_version = bytes;
-            other_version[0] = 0x20;
+            other_version[0] = 0x30;
             assert!(decode(s.user_id, s.id, &other_version).is_err(), "unknown version");
         }
     }

@@ -42,22 +42,21 @@ const PRUNE_MARGIN_SECS: i64 = 300;
 /// is skipped — the one already logged covers every token the new one would (a session or a
 /// token is denied once and for all; the same cut-off covers the same tokens). Revoking the
 /// same token a thousand times adds one member, publishes once, and wakes no reader after.
-/// Pruning never removes the newest member: it is the readers' anchor (see `SINCE`).
+/// Pruning may remove a reader's anchor (see `SINCE`) only when the newest entry expired
+/// minutes ago — every entry lives as long as an access token, so then the whole log has, and
+/// the full read that follows is of nothing.
 static DENY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         redis.call('SET', KEYS[1], ARGV[1], 'NX')
-        local top = redis.call('GET', KEYS[2]) or '0'
         local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
         for _, m in ipairs(expired) do
-            if string.sub(m, 1, #top + 1) ~= top .. '|' then
-                redis.call('ZREM', KEYS[3], m)
-                redis.call('ZREM', KEYS[4], m)
-                local ident = string.match(m, '^%d+|(.*)|[^|]*$')
-                if ident and redis.call('HGET', KEYS[5], ident) == m then redis.call('HDEL', KEYS[5], ident) end
-            end
+            redis.call('ZREM', KEYS[3], m)
+            redis.call('ZREM', KEYS[4], m)
+            local ident = string.match(m, '^%d+|(.*)|[^|]*$')
+            if ident and redis.call('HGET', KEYS[5], ident) == m then redis.call('HDEL', KEYS[5], ident) end
         end
-        local last = tonumber(top)
+        local last = tonumber(redis.call('GET', KEYS[2]) or '0')
         local added = 0
         local latest = tonumber(ARGV[5])
         for i = 6, #ARGV, 3 do
@@ -178,9 +177,8 @@ impl DenylistStore for RedisStore {
             let mut anchor = self.inner.deny_anchor.lock().unwrap_or_else(|p| p.into_inner());
             match newest {
                 Some((s, m)) if s == last => *anchor = Some((next, m.clone())),
-                Some(_) => *anchor = None,
-                None if next == cursor => {}
-                None => *anchor = None,
+                None if next == cursor && restarted == 0 => {}
+                _ => *anchor = None,
             }
         }
         Ok(DenylistRead { entries, next, restarted: restarted == 1 })

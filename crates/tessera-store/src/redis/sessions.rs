@@ -7,35 +7,84 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::Script;
-use tessera_core::clock::to_unix;
+use tessera_core::clock::to_unix_ms;
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
 use time::OffsetDateTime;
 
-use super::codec::{LAST_SEEN_AT, REFRESH_AT, decode, encode, encode_refresh, instant};
+use super::codec::{LAST_SEEN_AT, REFRESH_AT, decode, encode, encode_refresh, encode_refresh_v1, instant};
 use super::{RedisStore, corrupt, redis_err};
 
-/// KEYS: session, index. ARGV: value, expires_at (unix ms), created_at, session id.
-/// The index lives as long as the longest-lived session in it.
+/// Scripts that read the user's index and then touch the sessions it names declare those
+/// session keys too (Redis requires every key a script touches to be in KEYS): the caller
+/// reads the index first and passes each id (ARGV, from `first_id` on) with its key (KEYS,
+/// from 3 on for INSERT, from 2 on for the others). If the index names an id the caller did not
+/// declare — a session created in between — the script changes nothing and answers nil, and
+/// the caller reads the index again.
+const DECLARED: &str = r"
+    local function declared(first_key, first_id)
+        local map = {}
+        for i = first_id, #ARGV do map[ARGV[i]] = KEYS[first_key + i - first_id] end
+        return map
+    end
+";
+
+/// KEYS: session, index, then the declared sessions. ARGV: value, expires_at (unix ms),
+/// created_at (unix ms), session id, the cap (0: none), then the declared ids. Returns the
+/// ids evicted beyond the cap (oldest first by creation, the new session never), or nil when
+/// the index names an undeclared session. The index lives as long as the longest-lived
+/// session in it.
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{DECLARED}
+        local cap = tonumber(ARGV[5])
+        local keys = declared(3, 6)
+        local evict = {{}}
+        if cap > 0 then
+            local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+            for _, id in ipairs(ids) do
+                if id ~= ARGV[4] and not keys[id] then return false end
+            end
+            local others = 0
+            for _, id in ipairs(ids) do if id ~= ARGV[4] then others = others + 1 end end
+            local excess = others + 1 - cap
+            for _, id in ipairs(ids) do
+                if excess <= 0 then break end
+                if id ~= ARGV[4] then
+                    table.insert(evict, id)
+                    excess = excess - 1
+                end
+            end
+        end
         redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
         redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
         local t = redis.call('PEXPIRETIME', KEYS[2])
         if t == -1 or t < tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
-        return 1
+        local evicted = {{}}
+        for _, id in ipairs(evict) do
+            if redis.call('DEL', keys[id]) == 1 then table.insert(evicted, id) end
+            redis.call('ZREM', KEYS[2], id)
+        end
+        return evicted
         ",
-    )
+    ))
 });
 
 /// KEYS: session. ARGV: offset of last_seen_at, its new bytes. Never recreates a deleted
-/// session (`SETRANGE` on a missing key would).
+/// session (`SETRANGE` on a missing key would), and never moves `last_seen_at` back: two
+/// instances touching at once (or one whose clock runs behind) land in either order. The
+/// bytes are big-endian u32 seconds, compared as numbers (Lua compares strings by locale).
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2]) end
+        local function u32(s) local a, b, c, d = string.byte(s, 1, 4); return ((a * 256 + b) * 256 + c) * 256 + d end
+        if redis.call('EXISTS', KEYS[1]) == 1 then
+            local at = tonumber(ARGV[1])
+            if u32(redis.call('GETRANGE', KEYS[1], at, at + 3)) < u32(ARGV[2]) then
+                redis.call('SETRANGE', KEYS[1], at, ARGV[2])
+            end
+        end
         return 1
         ",
     )
@@ -52,30 +101,42 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: index. ARGV: session key prefix, the id to keep (or ''). Returns the ids deleted.
+/// KEYS: index, then the declared sessions. ARGV: the id to keep (or ''), then the declared
+/// ids. Returns the ids deleted, or nil when the index names an undeclared session.
 static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local deleted = {}
-        for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-            if id ~= ARGV[2] then
-                if redis.call('DEL', ARGV[1] .. id) == 1 then table.insert(deleted, id) end
+    Script::new(&format!(
+        r"{DECLARED}
+        local keys = declared(2, 2)
+        local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+        for _, id in ipairs(ids) do
+            if id ~= ARGV[1] and not keys[id] then return false end
+        end
+        local deleted = {{}}
+        for _, id in ipairs(ids) do
+            if id ~= ARGV[1] then
+                if redis.call('DEL', keys[id]) == 1 then table.insert(deleted, id) end
                 redis.call('ZREM', KEYS[1], id)
             end
         end
         return deleted
         ",
-    )
+    ))
 });
 
-/// KEYS: index. ARGV: session key prefix. Returns id, value for each live session, oldest
-/// first, and drops ids whose session has expired from the index.
+/// KEYS: index, then the declared sessions. ARGV: the declared ids. Returns id, value for
+/// each live session, oldest first, and drops ids whose session has expired from the index;
+/// nil when the index names an undeclared session.
 static LIST: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local out = {}
-        for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-            local v = redis.call('GET', ARGV[1] .. id)
+    Script::new(&format!(
+        r"{DECLARED}
+        local keys = declared(2, 1)
+        local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+        for _, id in ipairs(ids) do
+            if not keys[id] then return false end
+        end
+        local out = {{}}
+        for _, id in ipairs(ids) do
+            local v = redis.call('GET', keys[id])
             if v then
                 table.insert(out, id)
                 table.insert(out, v)
@@ -85,21 +146,35 @@ static LIST: LazyLock<Script> = LazyLock::new(|| {
         end
         return out
         ",
-    )
+    ))
 });
 
+/// How often a script that found an undeclared session (one created between reading the
+/// index and running the script) is retried before the call counts as unavailable.
+const DECLARE_ATTEMPTS: usize = 8;
+
 /// KEYS: session. ARGV: offset of the refresh family, the expected generation (4 bytes), the
-/// next family (generation, hash, rotated_at), offset of last_seen_at, its new bytes.
-/// The first byte's low bit says whether the session has a family at all.
+/// next family (generation, hash, rotated_at) in the current layout, offset of last_seen_at,
+/// its new bytes, the next family in layout version 1 (a value written before the upgrade).
+/// The first byte's high nibble is the layout version; its low bit says whether the session
+/// has a family at all. `last_seen_at` only moves forward, as in a touch.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+        local function u32(s) local a, b, c, d = string.byte(s, 1, 4); return ((a * 256 + b) * 256 + c) * 256 + d end
         local flags = redis.call('GETRANGE', KEYS[1], 0, 0)
         if flags == '' or string.byte(flags) % 2 ~= 1 then return 0 end
         local at = tonumber(ARGV[1])
         if redis.call('GETRANGE', KEYS[1], at, at + 3) ~= ARGV[2] then return 0 end
-        redis.call('SETRANGE', KEYS[1], at, ARGV[3])
-        redis.call('SETRANGE', KEYS[1], ARGV[4], ARGV[5])
+        if math.floor(string.byte(flags) / 16) == 1 then
+            redis.call('SETRANGE', KEYS[1], at, ARGV[6])
+        else
+            redis.call('SETRANGE', KEYS[1], at, ARGV[3])
+        end
+        local seen = tonumber(ARGV[4])
+        if u32(redis.call('GETRANGE', KEYS[1], seen, seen + 3)) < u32(ARGV[5]) then
+            redis.call('SETRANGE', KEYS[1], seen, ARGV[5])
+        end
         return 1
         ",
     )
@@ -112,18 +187,33 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.insert_session_capped(session, 0).await.map(drop)
+    }
+
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
         let keys = self.keys();
-        let _: i64 = INSERT
-            .key(keys.session(&session.user_id, &session.id))
-            .key(keys.session_index(&session.user_id))
-            .arg(encode(session)?)
-            .arg(unix_ms(session.expires_at))
-            .arg(to_unix(session.created_at))
-            .arg(session.id.to_string())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        Ok(())
+        let user = &session.user_id;
+        let value = encode(session)?;
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = if max == 0 { Vec::new() } else { self.index(user).await? };
+            let mut invocation = INSERT.prepare_invoke();
+            invocation.key(keys.session(user, &session.id)).key(keys.session_index(user));
+            invocation
+                .arg(&value[..])
+                .arg(unix_ms(session.expires_at))
+                .arg(to_unix_ms(session.created_at))
+                .arg(session.id.to_string())
+                .arg(max);
+            for id in &declared {
+                invocation.key(format!("{}{id}", keys.sessions_of(user))).arg(id);
+            }
+            let evicted: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if let Some(evicted) = evicted {
+                return evicted.into_iter().map(session_id).collect();
+            }
+        }
+        Err(busy_index())
     }
 
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -147,12 +237,22 @@ impl SessionStore for RedisStore {
     }
 
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
-        let flat: Vec<Option<Vec<u8>>> = LIST
-            .key(self.keys().session_index(user))
-            .arg(self.keys().sessions_of(user))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
+        let mut listed = None;
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = self.index(user).await?;
+            let mut invocation = LIST.prepare_invoke();
+            invocation.key(self.keys().session_index(user));
+            for id in &declared {
+                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
+            }
+            let flat: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if flat.is_some() {
+                listed = flat;
+                break;
+            }
+        }
+        let flat = listed.ok_or_else(busy_index)?;
         let mut sessions = Vec::with_capacity(flat.len() / 2);
         let mut rows = flat.into_iter();
         while let Some(id) = rows.next() {
@@ -175,14 +275,21 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_sessions_of(&self, user: &UserId, keep: Option<&SessionId>) -> Result<Vec<SessionId>, StoreError> {
-        let deleted: Vec<Option<Vec<u8>>> = DELETE_ALL
-            .key(self.keys().session_index(user))
-            .arg(self.keys().sessions_of(user))
-            .arg(keep.map(ToString::to_string).unwrap_or_default())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        deleted.into_iter().map(session_id).collect()
+        let keep = keep.map(ToString::to_string).unwrap_or_default();
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = self.index(user).await?;
+            let mut invocation = DELETE_ALL.prepare_invoke();
+            invocation.key(self.keys().session_index(user)).arg(&keep);
+            for id in declared.iter().filter(|id| **id != keep) {
+                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
+            }
+            let deleted: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if let Some(deleted) = deleted {
+                return deleted.into_iter().map(session_id).collect();
+            }
+        }
+        Err(busy_index())
     }
 
     async fn rotate_refresh(
@@ -199,11 +306,31 @@ impl SessionStore for RedisStore {
             .arg(encode_refresh(next))
             .arg(LAST_SEEN_AT)
             .arg(&instant(next.rotated_at)[..])
+            .arg(encode_refresh_v1(next))
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
         Ok(won == 1)
     }
+}
+
+impl RedisStore {
+    /// The ids in `user`'s session index, oldest first: what a script is told to declare.
+    async fn index(&self, user: &UserId) -> Result<Vec<String>, StoreError> {
+        redis::cmd("ZRANGE")
+            .arg(self.keys().session_index(user))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)
+    }
+}
+
+/// Sessions kept appearing between reading the index and running the script: this user is
+/// logging in faster than a script can follow.
+fn busy_index() -> StoreError {
+    StoreError::Unavailable("the session index kept changing under the script".into())
 }
 
 fn session_id(raw: Option<Vec<u8>>) -> Result<SessionId, StoreError> {

@@ -95,14 +95,22 @@ macro_rules! impl_account_store {
                     rows.into_iter().map(AccountRow::into_account).collect()
                 }
 
-                async fn set_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<(), StoreError> {
-                    sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
-                        .bind(id.as_bytes().as_slice())
-                        .bind(hash.as_str())
-                        .execute(self.pool())
-                        .await
-                        .map_err($db_err)?;
-                    Ok(())
+                async fn set_password_hash(
+                    &self,
+                    id: &UserId,
+                    current: &PasswordHash,
+                    new: &PasswordHash,
+                ) -> Result<bool, StoreError> {
+                    let updated =
+                        sqlx::query("UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                            .bind(id.as_bytes().as_slice())
+                            .bind(current.as_str())
+                            .bind(new.as_str())
+                            .execute(self.pool())
+                            .await
+                            .map_err($db_err)?
+                            .rows_affected();
+                    Ok(updated > 0)
                 }
 
                 async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {

@@ -30,7 +30,7 @@ impl KeyRow {
         StoredKey {
             kid: self.kid,
             alg: self.alg,
-            private: self.private,
+            private: self.private.into(),
             sealed: self.sealed,
             created_at: from_unix(self.created_at),
             activates_at: from_unix(self.activates_at),

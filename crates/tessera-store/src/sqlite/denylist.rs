@@ -59,7 +59,11 @@ impl DenylistStore for SqliteStore {
             // Already denied: the row there covers every token this one would (see
             // migrations/sqlite/0004_denylist_once.sql), and a repeat must not add a row.
             sqlx::query(
-                "INSERT INTO denylist (kind, id, issued_before, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                // Checked first, not only left to the conflict clause: an insert that conflicts
+                // still uses up a sequence number, and readers' cursors would move for nothing.
+                "INSERT INTO denylist (kind, id, issued_before, expires_at) \
+                 SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM denylist \
+                     WHERE kind = ?1 AND id = ?2 AND IFNULL(issued_before, 0) = IFNULL(?3, 0)) \
                  ON CONFLICT (kind, id, IFNULL(issued_before, 0)) DO NOTHING",
             )
             .bind(kind)

@@ -1,12 +1,15 @@
 //! [`SessionStore`] on SQLite. Lookups by id are served from the session cache when they can
 //! be (see `cache.rs`); everything else goes to the database.
 //!
+//! Instants are unix seconds, except `created_at` and `refresh_rotated_at`: unix milliseconds
+//! (migration 0005), whose order within one second matters.
+//!
 //! A refresh family is three nullable columns of the session row (all NULL: no family), and
 //! rotating it is one conditional `UPDATE`: SQLite runs writes one at a time, so of any number
 //! of rotations from the same generation, in any number of processes, exactly one matches.
 
 use async_trait::async_trait;
-use tessera_core::clock::{from_unix, to_unix};
+use tessera_core::clock::{from_unix, from_unix_ms, to_unix, to_unix_ms};
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
@@ -22,6 +25,32 @@ macro_rules! session_columns {
         "id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip, \
          refresh_generation, refresh_hash, refresh_rotated_at"
     };
+}
+
+/// The `INSERT` of one session, bound and ready to run on a pool or inside a transaction.
+macro_rules! insert_session_query {
+    ($session:expr) => {{
+        let session: &Session = $session;
+        sqlx::query(
+            "INSERT INTO sessions \
+             (id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip, \
+              refresh_generation, refresh_hash, refresh_rotated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .bind(session.id.as_bytes().as_slice())
+        .bind(session.user_id.as_bytes().as_slice())
+        .bind(session.username.as_str())
+        .bind(session.secret_hash.as_bytes().as_slice())
+        .bind(session.csrf_hash.as_bytes().as_slice())
+        .bind(to_unix_ms(session.created_at))
+        .bind(to_unix(session.last_seen_at))
+        .bind(to_unix(session.expires_at))
+        .bind(session.user_agent.as_deref())
+        .bind(session.ip.as_deref())
+        .bind(session.refresh.map(|r| i64::from(r.generation)))
+        .bind(session.refresh.as_ref().map(|r| r.hash.as_bytes().as_slice()))
+        .bind(session.refresh.map(|r| to_unix_ms(r.rotated_at)))
+    }};
 }
 
 #[derive(sqlx::FromRow)]
@@ -49,7 +78,7 @@ impl SessionRow {
             username: Username::from_stored(self.username),
             secret_hash: token_hash(&self.secret_hash)?,
             csrf_hash: token_hash(&self.csrf_hash)?,
-            created_at: from_unix(self.created_at),
+            created_at: from_unix_ms(self.created_at),
             last_seen_at: from_unix(self.last_seen_at),
             expires_at: from_unix(self.expires_at),
             user_agent: self.user_agent,
@@ -70,7 +99,7 @@ fn refresh_state(
         (Some(generation), Some(hash), Some(rotated_at)) => Ok(Some(RefreshState {
             generation: u32::try_from(generation).map_err(|_| corrupt("refresh generation"))?,
             hash: token_hash(hash)?,
-            rotated_at: from_unix(rotated_at),
+            rotated_at: from_unix_ms(rotated_at),
         })),
         _ => Err(corrupt("refresh family")),
     }
@@ -82,30 +111,53 @@ impl SessionStore for SqliteStore {
         // Read before the write, for the same reason a lookup does: a concurrent
         // `delete_sessions_of` may remove this row and evict before we get to cache it.
         let generation = self.cache().generation();
-        sqlx::query(
-            "INSERT INTO sessions \
-             (id, user_id, username, secret_hash, csrf_hash, created_at, last_seen_at, expires_at, user_agent, ip, \
-              refresh_generation, refresh_hash, refresh_rotated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )
-        .bind(session.id.as_bytes().as_slice())
-        .bind(session.user_id.as_bytes().as_slice())
-        .bind(session.username.as_str())
-        .bind(session.secret_hash.as_bytes().as_slice())
-        .bind(session.csrf_hash.as_bytes().as_slice())
-        .bind(to_unix(session.created_at))
-        .bind(to_unix(session.last_seen_at))
-        .bind(to_unix(session.expires_at))
-        .bind(session.user_agent.as_deref())
-        .bind(session.ip.as_deref())
-        .bind(session.refresh.map(|r| i64::from(r.generation)))
-        .bind(session.refresh.as_ref().map(|r| r.hash.as_bytes().as_slice()))
-        .bind(session.refresh.map(|r| to_unix(r.rotated_at)))
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        insert_session_query!(session).execute(self.pool()).await.map_err(db_err)?;
         self.cache().insert_if_current(generation, session.clone());
         Ok(())
+    }
+
+    async fn insert_session_capped(&self, session: &Session, max: u32) -> Result<Vec<SessionId>, StoreError> {
+        if max == 0 {
+            self.insert_session(session).await?;
+            return Ok(Vec::new());
+        }
+        let generation = self.cache().generation();
+        // One write transaction (SQLite runs them one at a time, across processes too): the
+        // count and the eviction see exactly the sessions there are, whatever logins race.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        insert_session_query!(session).execute(&mut *tx).await.map_err(db_err)?;
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE user_id = ?1")
+            .bind(session.user_id.as_bytes().as_slice())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let excess = count.saturating_sub(i64::from(max)).max(0);
+        let rows: Vec<Vec<u8>> = if excess > 0 {
+            sqlx::query_scalar(
+                "DELETE FROM sessions WHERE rowid IN \
+                 (SELECT rowid FROM sessions WHERE user_id = ?1 AND id != ?2 ORDER BY created_at, rowid LIMIT ?3) \
+                 RETURNING id",
+            )
+            .bind(session.user_id.as_bytes().as_slice())
+            .bind(session.id.as_bytes().as_slice())
+            .bind(excess)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await.map_err(db_err)?;
+        let ids: Result<Vec<SessionId>, StoreError> = rows.iter().map(|id| session_id(id)).collect();
+        let revocations: Vec<Revocation> = match &ids {
+            Ok(ids) => ids.iter().map(|id| Revocation::Session(*id)).collect(),
+            Err(_) => vec![Revocation::AllOf(session.user_id)],
+        };
+        if !revocations.is_empty() {
+            self.cache().evict(&revocations);
+        }
+        self.cache().insert_if_current(generation, session.clone());
+        ids
     }
 
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -152,7 +204,9 @@ impl SessionStore for SqliteStore {
         let rows: Vec<SessionRow> = sqlx::query_as(concat!(
             "SELECT ",
             session_columns!(),
-            " FROM sessions WHERE user_id = ?1 ORDER BY created_at, id"
+            // Creation in milliseconds, then insertion order (rowid): oldest first, exactly, so
+            // `session.max_per_user` evicts the truly oldest.
+            " FROM sessions WHERE user_id = ?1 ORDER BY created_at, rowid"
         ))
         .bind(user.as_bytes().as_slice())
         .fetch_all(self.pool())
@@ -215,7 +269,7 @@ impl SessionStore for SqliteStore {
         // The statement is its own transaction, committed when `execute` returns.
         let rotated = sqlx::query(
             "UPDATE sessions SET refresh_generation = ?4, refresh_hash = ?5, refresh_rotated_at = ?6, \
-                 last_seen_at = MAX(last_seen_at, ?6) \
+                 last_seen_at = MAX(last_seen_at, ?7) \
              WHERE id = ?1 AND user_id = ?2 AND refresh_generation = ?3",
         )
         .bind(id.as_bytes().as_slice())
@@ -223,6 +277,7 @@ impl SessionStore for SqliteStore {
         .bind(i64::from(from_generation))
         .bind(i64::from(next.generation))
         .bind(next.hash.as_bytes().as_slice())
+        .bind(to_unix_ms(next.rotated_at))
         .bind(to_unix(next.rotated_at))
         .execute(self.pool())
         .await

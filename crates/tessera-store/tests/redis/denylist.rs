@@ -129,3 +129,49 @@ async fn expired_entries_are_pruned_by_later_writes_and_the_log_expires() {
     }
     f.flush().await;
 }
+
+/// #13: a revocation repeated (the same `sid`, `jti` or cut-off) adds no member, moves no
+/// cursor and wakes no reader: the log grows with distinct revocations only.
+#[tokio::test]
+async fn denying_the_same_target_again_adds_nothing() {
+    let f = open_store().await;
+    let token = entry(Denied::Token(TokenId::generate()), Duration::minutes(5));
+    let session = entry(Denied::Session(SessionId::generate()), Duration::minutes(5));
+    f.store.deny(&[token, session]).await.unwrap();
+    let (_, cursor) = f.store.denied_since(0, now()).await.unwrap();
+    for i in 1..=10 {
+        let later = |e: DenyEntry| DenyEntry { expires_at: e.expires_at + Duration::seconds(i), ..e };
+        f.store.deny(&[later(token), later(session)]).await.unwrap();
+    }
+    let (again, next) = f.store.denied_since(cursor, now()).await.unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(next, cursor);
+    let mut conn = raw().await;
+    let members: i64 = conn.zcard(format!("{}:{{deny}}:log", f.prefix)).await.unwrap();
+    assert_eq!(members, 2);
+    f.flush().await;
+}
+
+/// A rollback followed by enough writes to pass the reader's old position: the sequence alone
+/// cannot tell, the reader's anchor (the member it last read) can, and the reader rereads.
+#[tokio::test]
+async fn a_rollback_written_past_the_old_position_is_still_noticed() {
+    let f = open_store().await;
+    let first: Vec<_> = (0..5).map(|_| entry(Denied::Session(SessionId::generate()), Duration::minutes(5))).collect();
+    f.store.deny(&first).await.unwrap();
+    let read = f.store.read_denylist(0, now()).await.unwrap();
+    assert!(!read.restarted);
+    let mut conn = raw().await;
+    let _: () = conn.set(format!("{}:{{deny}}:seq", f.prefix), 3).await.unwrap();
+    let _: i64 = conn.zrembyscore(format!("{}:{{deny}}:log", f.prefix), 4, 5).await.unwrap();
+    let after: Vec<_> = (0..3).map(|_| entry(Denied::Token(TokenId::generate()), Duration::minutes(5))).collect();
+    f.store.deny(&after).await.unwrap();
+    let reread = f.store.read_denylist(read.next, now()).await.unwrap();
+    assert!(reread.restarted, "the anchor is gone: the log was rolled back");
+    let entries: Vec<_> = reread.entries.iter().map(|(_, e)| *e).collect();
+    assert!(after.iter().all(|e| entries.contains(e)), "every entry written since is read: {entries:?}");
+    // And from there on, only what is new again.
+    let quiet = f.store.read_denylist(reread.next, now()).await.unwrap();
+    assert!(!quiet.restarted && quiet.entries.is_empty(), "{quiet:?}");
+    f.flush().await;
+}

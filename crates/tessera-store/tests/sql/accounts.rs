@@ -88,7 +88,11 @@ async fn new_password_hash_is_stored() {
     let alice = given_account(&store, "alice").await;
     let bob = given_account(&store, "bob").await;
     let new_hash = PasswordHash::from_stored("$argon2id$new".into());
-    store.set_password_hash(&alice.id, &new_hash).await.unwrap();
+    assert!(store.set_password_hash(&alice.id, &alice.password_hash, &new_hash).await.unwrap());
+    assert_eq!(store.account_by_id(&alice.id).await.unwrap().unwrap().password_hash, new_hash);
+    // Compare-and-set: a change decided against the old hash loses once another one won.
+    let late = PasswordHash::from_stored("$argon2id$late".into());
+    assert!(!store.set_password_hash(&alice.id, &alice.password_hash, &late).await.unwrap());
     assert_eq!(store.account_by_id(&alice.id).await.unwrap().unwrap().password_hash, new_hash);
     assert_eq!(store.account_by_id(&bob.id).await.unwrap().unwrap().password_hash, bob.password_hash, "others kept");
 }

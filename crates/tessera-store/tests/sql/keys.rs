@@ -16,7 +16,7 @@ fn key(kid: &str, created: i64) -> StoredKey {
     StoredKey {
         kid: kid.into(),
         alg: "EdDSA".into(),
-        private: format!("pkcs8 of {kid}").into_bytes(),
+        private: format!("pkcs8 of {kid}").into_bytes().into(),
         sealed: false,
         created_at: t(created),
         activates_at: t(created + 60),

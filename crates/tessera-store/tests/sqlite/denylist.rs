@@ -154,3 +154,29 @@ async fn unreadable_entry_is_an_error_not_a_skipped_row() {
         .unwrap();
     assert!(matches!(store.denied_since(0, t(0)).await, Err(StoreError::Other(_))), "no instant");
 }
+
+/// #13: denying the same target again (a repeated `/v1/revoke`, a second logout of one
+/// session) adds no row: the reader's cursor does not move and the table keeps one row each.
+#[tokio::test]
+async fn denying_the_same_target_again_adds_no_row() {
+    let (_dir, store) = open_store().await;
+    let user = UserId::generate();
+    let entries = [
+        DenyEntry { denied: Denied::Session(SessionId::generate()), expires_at: t(300) },
+        token_entry(300),
+        DenyEntry { denied: Denied::IssuedBefore(user, t(-5)), expires_at: t(300) },
+    ];
+    store.deny(&entries).await.unwrap();
+    let (_, cursor) = store.denied_since(0, t(0)).await.unwrap();
+    for e in entries {
+        store.deny(&[DenyEntry { expires_at: t(400), ..e }]).await.unwrap();
+    }
+    assert_eq!(store.denied_since(cursor, t(0)).await.unwrap(), (vec![], cursor));
+    let mut conn = raw_connection(store.db_path()).await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM denylist").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(rows, 3);
+    // A later cut-off for the same user is a different revocation.
+    let later = DenyEntry { denied: Denied::IssuedBefore(user, t(10)), expires_at: t(300) };
+    store.deny(&[later]).await.unwrap();
+    assert_eq!(store.denied_since(cursor, t(0)).await.unwrap().0, vec![later]);
+}

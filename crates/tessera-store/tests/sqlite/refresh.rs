@@ -208,7 +208,7 @@ async fn stale_cached_family_is_evicted_when_a_rotation_from_it_fails() {
     let theirs = refresh_state(1, 60);
     sqlx::query("UPDATE sessions SET refresh_generation = 1, refresh_hash = ?1, refresh_rotated_at = ?2")
         .bind(theirs.hash.as_bytes().as_slice())
-        .bind(theirs.rotated_at.unix_timestamp())
+        .bind(tessera_core::clock::to_unix_ms(theirs.rotated_at))
         .execute(&mut conn)
         .await
         .unwrap();

@@ -102,10 +102,10 @@ async fn sessions_of_lists_only_that_users_sessions_oldest_first() {
     for s in [&newest, &oldest, &tie_a, &tie_b, &session(&bob, 0)] {
         store.insert_session(s).await.unwrap();
     }
-    let (first_tie, second_tie) = if tie_a.id < tie_b.id { (tie_a, tie_b) } else { (tie_b, tie_a) };
-
+    // Creation times that tie (to the millisecond) are ordered by insertion: the oldest first,
+    // exactly, so `session.max_per_user` evicts the right one.
     let listed: Vec<SessionId> = store.sessions_of(&alice.id).await.unwrap().iter().map(|s| s.id).collect();
-    assert_eq!(listed, vec![oldest.id, first_tie.id, second_tie.id, newest.id]);
+    assert_eq!(listed, vec![oldest.id, tie_a.id, tie_b.id, newest.id]);
 }
 
 #[tokio::test]

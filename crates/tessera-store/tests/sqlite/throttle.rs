@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use tessera_core::store::ThrottleStore;
-use tessera_core::throttle::{Failures, ThrottleKey};
+use tessera_core::throttle::{Failures, LockRule, Reservation, ThrottleKey, ThrottlePolicy};
 use time::Duration;
 
 use crate::helpers::open_store;
@@ -79,4 +79,50 @@ async fn concurrent_failures_are_each_counted() {
     }
     counts.sort_unstable();
     assert_eq!(counts, (1..=40).collect::<Vec<u32>>(), "each failure saw its own count");
+}
+
+fn rule() -> LockRule {
+    ThrottlePolicy::default().rule(&alice())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_admit_exactly_the_allowance() {
+    // Five free failures and the sixth, which starts the delay: of 40 attempts at one
+    // instant, exactly six are let through, and the locked ones count nothing.
+    let (_dir, store) = open_store().await;
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.reserve_attempt(&alice(), &rule(), t(0)).await.unwrap() })
+        })
+        .collect();
+    let mut reserved = 0;
+    for task in tasks {
+        if let Reservation::Reserved(_) = task.await.unwrap() {
+            reserved += 1;
+        }
+    }
+    assert_eq!(reserved, 6);
+    assert_eq!(store.failures(&alice()).await.unwrap(), Some(Failures { count: 6, last_at: t(0) }));
+    assert!(matches!(store.reserve_attempt(&alice(), &rule(), t(1)).await.unwrap(), Reservation::Reserved(_)));
+    assert!(matches!(store.reserve_attempt(&alice(), &rule(), t(1)).await.unwrap(), Reservation::Locked(Some(_))));
+}
+
+#[tokio::test]
+async fn a_released_reservation_leaves_the_counter_as_it_was() {
+    let (_dir, store) = open_store().await;
+    store.record_failure(&alice(), t(0), FORGET_AFTER).await.unwrap();
+    let Reservation::Reserved(r) = store.reserve_attempt(&alice(), &rule(), t(300)).await.unwrap() else {
+        panic!("not locked after one failure")
+    };
+    assert_eq!(r.failures, Failures { count: 2, last_at: t(300) });
+    store.release_attempt(&alice(), &r).await.unwrap();
+    assert_eq!(store.failures(&alice()).await.unwrap(), Some(Failures { count: 1, last_at: t(0) }));
+    // A forgotten counter starts again from one, and released leaves nothing.
+    let Reservation::Reserved(r) = store.reserve_attempt(&alice(), &rule(), t(7200)).await.unwrap() else {
+        panic!("a forgotten counter is not locked")
+    };
+    assert_eq!((r.failures.count, r.previous_last_at), (1, None));
+    store.release_attempt(&alice(), &r).await.unwrap();
+    assert_eq!(store.failures(&alice()).await.unwrap(), None);
 }

@@ -1,6 +1,7 @@
 //! tessera-verify against the real tessera (started in this process on a random port):
 //! tokens it issues are accepted and everything it refuses is refused (`tokens`), its keys are
-//! followed through rotation and kept through JWKS trouble (`keys`).
+//! followed through rotation and kept through JWKS trouble (`keys`), and its revocations are
+//! followed through the feed, failing closed when the feed is gone (`revocations`).
 
 #[path = "../common/forge.rs"]
 mod forge;
@@ -10,4 +11,5 @@ mod tessera;
 
 mod jwks_source;
 mod keys;
+mod revocations;
 mod tokens;

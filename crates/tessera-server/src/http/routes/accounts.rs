@@ -5,7 +5,7 @@ use serde::Deserialize;
 use tessera_core::account::UserView;
 use utoipa::ToSchema;
 
-use crate::http::extract::{ApiJson, NotCrossSite};
+use crate::http::extract::{ApiJson, Client, NotCrossSite};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
@@ -38,8 +38,9 @@ pub struct SignUp {
 pub async fn sign_up(
     State(state): State<AppState>,
     _: NotCrossSite,
+    Client(client): Client,
     ApiJson(body): ApiJson<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let account = state.auth.sign_up(&body.username, body.password).await?;
+    let account = state.auth.sign_up(&body.username, body.password, &client).await?;
     Ok((StatusCode::CREATED, axum::Json(UserView::from(&account))))
 }

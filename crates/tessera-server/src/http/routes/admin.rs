@@ -3,10 +3,10 @@ use axum::extract::FromRequestParts;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use tessera_core::UserId;
 use tessera_core::secret::TokenHash;
+use tessera_core::{AuthError, UserId};
 
-use crate::http::extract::{authorization, bearer_token};
+use crate::http::extract::{Client, authorization, bearer_token};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
@@ -21,7 +21,14 @@ impl FromRequestParts<AppState> for Admin {
         let expected = state.admin_key.as_ref().ok_or_else(|| ApiError::not_found("no such resource"))?;
         let presented = authorization(&parts.headers)?.and_then(bearer_token).ok_or_else(ApiError::unauthenticated)?;
         // Hash both sides so the comparison is constant-time and length-independent.
-        if TokenHash::of(presented.as_bytes()).ct_eq(expected) { Ok(Admin) } else { Err(ApiError::invalid_token()) }
+        let matches = TokenHash::of(presented.as_bytes()).ct_eq(expected);
+        // Wrong keys are throttled per client IP, like wrong passwords.
+        let Client(client) = Client::from_request_parts(parts, state).await?;
+        match state.auth.admin_key_attempt(&client, matches).await {
+            Ok(()) => Ok(Admin),
+            Err(AuthError::Unauthenticated) => Err(ApiError::invalid_token()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

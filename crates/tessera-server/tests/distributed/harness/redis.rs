@@ -57,6 +57,20 @@ impl RedisServer {
         server.stop("TERM", STOP_LIMIT).await;
     }
 
+    /// `CLIENT PAUSE … WRITE`, as Redis itself does during a failover: reads are answered,
+    /// while every command that may write (every Lua script among them) waits until
+    /// [`Self::unpause`] or until `limit` has passed. tessera's calls time out long before.
+    pub async fn pause_writes(&self, limit: Duration) {
+        let ms = limit.as_millis().to_string();
+        let out = redis_cli(self.port, &["client", "pause", &ms, "write"]).await;
+        assert_eq!(out.as_deref().map(str::trim), Some("OK"), "CLIENT PAUSE on :{}", self.port);
+    }
+
+    pub async fn unpause(&self) {
+        let out = redis_cli(self.port, &["client", "unpause"]).await;
+        assert_eq!(out.as_deref().map(str::trim), Some("OK"), "CLIENT UNPAUSE on :{}", self.port);
+    }
+
     /// Starts again on the same port and directory.
     pub async fn restart(&mut self) {
         assert!(self.server.is_none(), "stop redis-server before restarting it");
