@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod feed;
 pub mod password;
 pub mod policy;
 pub mod refresh;

@@ -7,6 +7,7 @@ use crate::jwt::JwtSettings;
 use crate::revocation::RevocationCheck;
 use crate::session::Session;
 use crate::throttle::ThrottlePolicy;
+use crate::username::Confusables;
 
 /// Where on the sessions–JWT line a deployment stands (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct Policy {
     pub mode: Mode,
     /// Whether `POST /v1/accounts` is open to anyone.
     pub signup: bool,
+    /// Whether new usernames that can pass for another name are refused.
+    pub username_confusables: Confusables,
     pub session: SessionPolicy,
     pub throttle: ThrottlePolicy,
     /// Access tokens, refresh and revocation; `None` in session mode.
@@ -42,6 +45,7 @@ impl Default for Policy {
         Self {
             mode: Mode::Session,
             signup: true,
+            username_confusables: Confusables::Refuse,
             session: SessionPolicy::default(),
             throttle: ThrottlePolicy::default(),
             tokens: None,

@@ -103,14 +103,43 @@ impl Denylist {
         }
     }
 
+    /// Whether the copy caught up with the store within the allowed staleness.
+    pub fn is_fresh(&self) -> bool {
+        self.synced_at.read().unwrap_or_else(|p| p.into_inner()).is_some_and(|at| at.elapsed() <= self.max_staleness)
+    }
+
+    /// Whether a live entry already stops every token `denied` would.
+    pub fn covers(&self, denied: &Denied, now: OffsetDateTime) -> bool {
+        let e = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let live = |exp: &OffsetDateTime| now < *exp;
+        match denied {
+            Denied::Session(sid) => e.sessions.get(sid).is_some_and(live),
+            Denied::Token(jti) => e.tokens.get(jti).is_some_and(live),
+            Denied::IssuedBefore(user, cutoff) => e.users.get(user).is_some_and(|(c, exp)| live(exp) && *c >= *cutoff),
+        }
+    }
+
+    /// Every live entry (a user's cut-offs merged into one), for a consumer starting afresh.
+    pub fn snapshot(&self, now: OffsetDateTime) -> Vec<DenyEntry> {
+        let e = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let entry = |denied, expires_at| DenyEntry { denied, expires_at };
+        e.sessions
+            .iter()
+            .filter(|(_, exp)| now < **exp)
+            .map(|(sid, exp)| entry(Denied::Session(*sid), *exp))
+            .chain(e.tokens.iter().filter(|(_, exp)| now < **exp).map(|(jti, exp)| entry(Denied::Token(*jti), *exp)))
+            .chain(
+                e.users
+                    .iter()
+                    .filter(|(_, (_, exp))| now < *exp)
+                    .map(|(user, (cutoff, exp))| entry(Denied::IssuedBefore(*user, *cutoff), *exp)),
+            )
+            .collect()
+    }
+
     /// Whether a token is revoked. Fails when the copy is too stale to answer safely.
     pub fn is_denied(&self, t: &TokenFacts, now: OffsetDateTime) -> Result<bool, DenylistError> {
-        let fresh = self
-            .synced_at
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|at| at.elapsed() <= self.max_staleness);
-        if !fresh {
+        if !self.is_fresh() {
             return Err(DenylistError::Stale);
         }
         let e = self.entries.read().unwrap_or_else(|p| p.into_inner());

@@ -121,12 +121,35 @@ pub struct DenyEntry {
     pub expires_at: OffsetDateTime,
 }
 
+/// What [`DenylistStore::read_denylist`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenylistRead {
+    /// Live entries after the cursor, each with the cursor just after it, in log order.
+    pub entries: Vec<(u64, DenyEntry)>,
+    /// The cursor to read from next time.
+    pub next: u64,
+    /// The store could not continue from the cursor given (its log was lost, or rolled back
+    /// past it): `entries` is the whole live log, and older cursors mean nothing any more.
+    pub restarted: bool,
+}
+
 #[async_trait]
 pub trait DenylistStore: Send + Sync + 'static {
     async fn deny(&self, entries: &[DenyEntry]) -> Result<(), StoreError>;
     /// Entries added after `cursor` that are unexpired at `now`, and the cursor to pass next
     /// time. Cursor 0 returns every live entry (start-up).
     async fn denied_since(&self, cursor: u64, now: OffsetDateTime) -> Result<(Vec<DenyEntry>, u64), StoreError>;
+    /// Like [`DenylistStore::denied_since`], with the cursor just after each entry (what the
+    /// revocation feed sends as event ids), and whether the store could continue from
+    /// `cursor` at all. The default gives every entry but the last the cursor it started from,
+    /// which is safe (resuming from it repeats entries, never skips one) but coarse.
+    async fn read_denylist(&self, cursor: u64, now: OffsetDateTime) -> Result<DenylistRead, StoreError> {
+        let (entries, next) = self.denied_since(cursor, now).await?;
+        let last = entries.len().saturating_sub(1);
+        let events =
+            entries.into_iter().enumerate().map(|(i, entry)| (if i == last { next } else { cursor }, entry)).collect();
+        Ok(DenylistRead { entries: events, next, restarted: next < cursor })
+    }
     /// Signalled when entries may have been added by any process (a push channel, such as
     /// Redis pub/sub), and after the channel reconnects, so a reader can catch up at once
     /// instead of at its next poll. `None`: the backend has no such channel; poll.

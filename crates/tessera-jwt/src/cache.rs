@@ -23,6 +23,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::claims::AccessClaims;
 use super::keyset::KeySet;
+use super::public::PublicKeySet;
 use super::token::{MAX_TOKEN_LEN, header_kid};
 use crate::secret::TokenHash;
 
@@ -65,11 +66,20 @@ impl VerifiedCache {
     /// after [`super::verify`] succeeded with that same key set. Nothing is stored if the
     /// token's key is not in `keys` or has been flushed.
     pub fn insert(&self, token: &str, keys: &KeySet, claims: Arc<AccessClaims>) {
+        self.insert_if(token, |kid| keys.verifier(kid).is_some(), claims);
+    }
+
+    /// [`VerifiedCache::insert`] for a token verified with [`super::verify_public`] against `keys`.
+    pub fn insert_public(&self, token: &str, keys: &PublicKeySet, claims: Arc<AccessClaims>) {
+        self.insert_if(token, |kid| keys.verifier(kid).is_some(), claims);
+    }
+
+    fn insert_if(&self, token: &str, trusted: impl FnOnce(&str) -> bool, claims: Arc<AccessClaims>) {
         if token.len() > MAX_TOKEN_LEN {
             return;
         }
         let Some(kid) = header_kid(token) else { return };
-        if keys.verifier(&kid).is_none() {
+        if !trusted(&kid) {
             return;
         }
         let hash = TokenHash::of(token.as_bytes());

@@ -47,6 +47,7 @@
 //!
 //! - `alg.rs` — the four algorithms; `key.rs` — one key, its JWK; `seal.rs` — keys at rest;
 //! - `keyset.rs` — who signs and who verifies at an instant, swapped lock-free on rotation;
+//! - `public.rs` — the public keys read from a JWKS, for services that only verify;
 //! - `claims.rs` — the claims; `token.rs` — `sign` and `verify`; `cache.rs` — verified tokens;
 //! - `error.rs` — why a token or key was refused;
 //! - `id.rs` — the 128-bit ids in tokens; `secret.rs` — randomness, base64url, token hashes.
@@ -61,6 +62,7 @@ mod claims;
 mod error;
 mod key;
 mod keyset;
+mod public;
 mod seal;
 mod token;
 
@@ -70,5 +72,6 @@ pub use claims::AccessClaims;
 pub use error::JwtError;
 pub use key::SigningKey;
 pub use keyset::{KeySet, Keys};
+pub use public::{PublicKey, PublicKeySet};
 pub use seal::Sealer;
-pub use token::{JwtSettings, MAX_TOKEN_LEN, sign, verify};
+pub use token::{JwtSettings, MAX_TOKEN_LEN, sign, verify, verify_public};

@@ -39,6 +39,11 @@ pub fn b64_decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
     bytes.try_into().ok()
 }
 
+/// Decodes canonical base64url without padding, of any length (a public RSA modulus, say).
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
 /// SHA-256 of a secret: the only form in which stores keep opaque tokens.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);

@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{DecodingKey, Validation};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -20,6 +20,7 @@ use super::alg::Alg;
 use super::claims::AccessClaims;
 use super::error::JwtError;
 use super::keyset::KeySet;
+use super::public::PublicKeySet;
 
 /// Tokens longer than this are refused before anything is decoded (SPEC §3). A tessera token
 /// is under 400 bytes with EdDSA and under 700 with RS256.
@@ -85,6 +86,27 @@ pub fn verify(
     token: &str,
     now: OffsetDateTime,
 ) -> Result<AccessClaims, JwtError> {
+    verify_with(|kid| keys.verifier(kid).map(|k| (k.alg(), k.decoding())), settings, token, now)
+}
+
+/// [`verify`] for a service that holds only the public keys of tessera's JWKS: the same checks,
+/// in the same order; only the key lookup differs.
+pub fn verify_public(
+    keys: &PublicKeySet,
+    settings: &JwtSettings,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<AccessClaims, JwtError> {
+    verify_with(|kid| keys.verifier(kid).map(|k| (k.alg(), k.decoding())), settings, token, now)
+}
+
+/// The one verification path. `lookup` finds a trusted key by `kid` and says its algorithm.
+fn verify_with<'k>(
+    lookup: impl FnOnce(&str) -> Option<(Alg, &'k DecodingKey)>,
+    settings: &JwtSettings,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<AccessClaims, JwtError> {
     // 1. Size first: nothing below runs on an attacker's megabyte.
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::TooLarge { max: MAX_TOKEN_LEN });
@@ -110,11 +132,11 @@ pub fn verify(
     // 6. `kid` only selects among our own keys (RFC 7515 §4.1.4 leaves its meaning to us); it is
     //    never a path, a URL or a query (RFC 8725 §2.9). A key of another algorithm is not one this configuration
     //    trusts, even if the set holds it.
-    let key = keys.verifier(&header.kid).filter(|k| k.alg() == settings.alg).ok_or(JwtError::UnknownKey)?;
+    let (_, key) = lookup(&header.kid).filter(|(alg, _)| *alg == settings.alg).ok_or(JwtError::UnknownKey)?;
     // 7. Signature, then jsonwebtoken's claim rules: `exp`, `iss`, `aud`, `sub` present, `iss`
     //    and `aud` ours. Its time checks are off — they read the system clock; ours (step 9)
     //    read `now`.
-    jsonwebtoken::decode::<IgnoredAny>(token, key.decoding(), &validation(settings)).map_err(from_jsonwebtoken)?;
+    jsonwebtoken::decode::<IgnoredAny>(token, key, &validation(settings)).map_err(from_jsonwebtoken)?;
     // 8. Our strict claims type: no unknown or repeated members, ids in their one spelling.
     //    serde_json refuses nesting deeper than 127 levels for the types that recurse, so a
     //    deeply nested payload is an error, not a stack overflow.

@@ -36,7 +36,8 @@ fn without_source_lines(message: &str) -> String {
 
 /// Settings whose environment value is taken as written. figment reads other environment
 /// values as TOML-like values, which would turn an admin key `0123` into the number 123.
-const RAW_ENV_KEYS: [&str; 2] = ["admin.api_key", "jwt.seal_key"];
+/// `verify.keys` from the environment is a comma-separated list (see [`secret_list`]).
+const RAW_ENV_KEYS: [&str; 3] = ["admin.api_key", "jwt.seal_key", "verify.keys"];
 
 /// A secret setting. Written as a TOML string or a bare integer (kept as its digits), never
 /// shown: its `Debug` prints `[redacted]`, and no error message quotes it.
@@ -105,6 +106,7 @@ pub struct Config {
     pub cookie: CookieConfig,
     pub admin: AdminConfig,
     pub pages: PagesConfig,
+    pub verify: VerifyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,12 +222,28 @@ pub struct AuthConfig {
     /// The first is the default; clients pick another with `Tessera-Transport`.
     pub transports: Vec<Transport>,
     pub signup: bool,
+    /// `refuse` (default): sign-up refuses usernames that mix scripts in a confusable way
+    /// (Cyrillic `а` in `alice`) or that only look like an ASCII name. `allow` accepts them.
+    pub username_confusables: UsernameConfusables,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { mode: ModeSetting::Hybrid, transports: vec![Transport::Cookie, Transport::Bearer], signup: true }
+        Self {
+            mode: ModeSetting::Hybrid,
+            transports: vec![Transport::Cookie, Transport::Bearer],
+            signup: true,
+            username_confusables: UsernameConfusables::Refuse,
+        }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsernameConfusables {
+    #[default]
+    Refuse,
+    Allow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -344,6 +362,54 @@ pub struct AdminConfig {
     pub api_key: Secret,
 }
 
+/// Services that verify tokens themselves (tessera-verify and the like).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// The service keys that may read the revocation feed (`GET /v1/revocations`, as
+    /// `Authorization: Bearer <key>`). Empty disables the feed. Never logged. In TOML a list of
+    /// strings (or one string); in `TESSERA_VERIFY__KEYS` comma-separated.
+    #[serde(deserialize_with = "secret_list")]
+    pub keys: Vec<Secret>,
+}
+
+/// A list of secrets: a sequence, or one string of comma-separated keys (the environment's
+/// form). Blank items are refused rather than skipped: `a,,b` is a typo, not a key.
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<Secret>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of strings, or one string of comma-separated keys")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<Secret>, E> {
+            if v.trim().is_empty() {
+                return Ok(Vec::new());
+            }
+            v.split(',')
+                .map(|k| {
+                    let k = k.trim();
+                    if k.is_empty() { Err(E::custom("a key in the list is empty")) } else { Ok(Secret::new(k)) }
+                })
+                .collect()
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Vec<Secret>, E> {
+            Ok(vec![Secret::new(v.to_string())])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Secret>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = seq.next_element::<Secret>()? {
+                if key.expose().trim().is_empty() {
+                    return Err(serde::de::Error::custom("a key in the list is empty"));
+                }
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
 /// tessera's own web pages (`/login`, `/signup`, `/account`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -454,6 +520,15 @@ impl Config {
                  would let a stolen refresh token follow the family forever without ever counting as reuse",
             ));
         }
+        if !self.verify.keys.is_empty()
+            && self.revocation_check() != tessera_core::revocation::RevocationCheck::Denylist
+        {
+            return Err(invalid(
+                "verify.keys",
+                "the revocation feed streams the denylist: it needs revocation.check = \"denylist\" (the default in \
+                 hybrid mode); without it a service would never hear a logout",
+            ));
+        }
         let title = self.pages.title.trim();
         if title.is_empty() || title.chars().count() > 80 || title.chars().any(char::is_control) {
             return Err(invalid("pages.title", "1 to 80 characters, no control characters"));
@@ -503,6 +578,15 @@ impl Config {
                 "admin.api_key",
                 format!(
                     "shorter than {MIN_ADMIN_KEY} characters: use a long random key, e.g. 32 random bytes in base64"
+                ),
+            ));
+        }
+        if self.verify.keys.iter().any(|k| k.expose().len() < MIN_ADMIN_KEY) {
+            found.push((
+                "verify.keys",
+                format!(
+                    "a key is shorter than {MIN_ADMIN_KEY} characters: use long random keys, e.g. 32 random bytes in \
+                     base64"
                 ),
             ));
         }

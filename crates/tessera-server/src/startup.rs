@@ -13,11 +13,12 @@ use tessera_core::revocation::RevocationCheck;
 use tessera_core::secret::TokenHash;
 use tessera_core::store::Store;
 use tessera_core::throttle::ThrottlePolicy;
+use tessera_core::username::Confusables;
 use tessera_core::{Auth, Clock, Mode, PasswordHasher, Policy, SessionPolicy};
 use tessera_store::{DistributedStore, RedisSettings, SqliteStore};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, JwtAlg, ModeSetting};
+use crate::config::{Config, JwtAlg, ModeSetting, UsernameConfusables};
 use crate::http::cookies::CookiePolicy;
 use crate::http::extract::TrustedProxies;
 use crate::http::origin::OriginPolicy;
@@ -52,6 +53,7 @@ impl Application {
                 .map_err(|o| anyhow::anyhow!("server.allowed_origins: {o:?} is not an origin"))?,
             admin_key: (!config.admin.api_key.is_empty())
                 .then(|| TokenHash::of(config.admin.api_key.expose().as_bytes())),
+            verify_keys: config.verify.keys.iter().map(|k| TokenHash::of(k.expose().as_bytes())).collect(),
         });
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -76,6 +78,15 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let header_timeout = self.config.server.header_timeout.as_std();
         let maintenance = tokio::spawn(maintain(self.state.clone()));
+        // Feed connections never end by themselves: end them when the server stops, or the
+        // graceful shutdown would wait for them until its drain timeout.
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(tokens) = state.auth.tokens() {
+                tokens.feed().close();
+            }
+        };
         let served = crate::serve::serve(self.listener, self.router, header_timeout, shutdown).await;
         maintenance.abort();
         self.store.close().await;
@@ -113,6 +124,7 @@ async fn follow_denylist(state: &AppState, tokens: &tessera_core::auth::Tokens) 
     loop {
         tokio::select! {
             _ = changed() => {}
+            () = tokens.denied_here() => {}
             _ = sync.tick() => {}
         }
         if let Err(e) = tokens.sync_denylist(store, state.auth.now()).await {
@@ -256,6 +268,10 @@ pub fn policy(config: &Config) -> anyhow::Result<Policy> {
     Ok(Policy {
         mode: mode(config),
         signup: config.auth.signup,
+        username_confusables: match config.auth.username_confusables {
+            UsernameConfusables::Refuse => Confusables::Refuse,
+            UsernameConfusables::Allow => Confusables::Allow,
+        },
         session: SessionPolicy {
             idle_timeout: config.session.idle_timeout.as_time(),
             absolute_timeout: config.session.absolute_timeout.as_time(),

@@ -12,8 +12,8 @@ use tessera_core::id::{SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{
-    AccountStore, AuditStore, DenyEntry, DenylistStore, KeyStore, SessionStore, Store, StoreError, StoredKey,
-    ThrottleStore,
+    AccountStore, AuditStore, DenyEntry, DenylistRead, DenylistStore, KeyStore, SessionStore, Store, StoreError,
+    StoredKey, ThrottleStore,
 };
 use tessera_core::throttle::{Failures, ThrottleKey};
 use tessera_core::username::Username;
@@ -140,6 +140,9 @@ impl DenylistStore for DistributedStore {
     }
     async fn denied_since(&self, cursor: u64, now: OffsetDateTime) -> Result<(Vec<DenyEntry>, u64), StoreError> {
         self.redis.denied_since(cursor, now).await
+    }
+    async fn read_denylist(&self, cursor: u64, now: OffsetDateTime) -> Result<DenylistRead, StoreError> {
+        self.redis.read_denylist(cursor, now).await
     }
     fn denylist_changes(&self) -> Option<Arc<Notify>> {
         self.redis.denylist_changes()

@@ -19,7 +19,8 @@ impl Auth {
 
     /// Creates an account regardless of the sign-up setting (the CLI's `user add`).
     pub async fn create_account(&self, username: &str, password: String) -> Result<Account, AuthError> {
-        let username = Username::parse(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let username = Username::parse_new(username, self.policy.username_confusables)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let password = Password::new_choice(password).map_err(|e| AuthError::Invalid(e.to_string()))?;
         // Cheap check first so a taken name does not cost a hash; the insert below still
         // enforces uniqueness against a concurrent sign-up.

@@ -110,10 +110,8 @@ impl Auth {
         let Some(claims) = valid_or_none(self.genuine_access_claims(raw, self.now()))? else { return Ok(()) };
         let revoked = match (t.policy.revocation, claims.sid) {
             (RevocationCheck::Allowlist, Some(sid)) => self.end_session(&claims.sub, &sid).await?,
-            (RevocationCheck::Denylist, _) => {
-                self.deny(&[Denied::Token(claims.jti)]).await?;
-                true
-            }
+            // Revoking a token already revoked changes nothing and is not audited again.
+            (RevocationCheck::Denylist, _) => self.deny(&[Denied::Token(claims.jti)]).await?,
             _ => false,
         };
         if revoked {

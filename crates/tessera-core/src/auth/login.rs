@@ -211,9 +211,9 @@ impl Auth {
         match (&issued.session, &issued.access) {
             (Some(s), _) => {
                 self.store.delete_session(&s.user_id, &s.id).await?;
-                self.deny(&[Denied::Session(s.id)]).await
+                self.deny(&[Denied::Session(s.id)]).await.map(|_| ())
             }
-            (None, Some(a)) => self.deny(&[Denied::Token(a.jti)]).await,
+            (None, Some(a)) => self.deny(&[Denied::Token(a.jti)]).await.map(|_| ()),
             (None, None) => Ok(()),
         }
     }

@@ -101,17 +101,22 @@ impl Auth {
     }
 
     /// Records denylist entries that last as long as the tokens they cover, in the store
-    /// (for other instances and restarts) and in this process's copy at once.
-    pub(super) async fn deny(&self, denied: &[Denied]) -> Result<(), AuthError> {
-        let Some(t) = &self.tokens else { return Ok(()) };
+    /// (for other instances and restarts) and in this process's copy at once. Returns whether
+    /// any of them was new to this process's copy (a repeat is written all the same — the
+    /// store keeps one entry per target — but callers need not audit it again).
+    pub(super) async fn deny(&self, denied: &[Denied]) -> Result<bool, AuthError> {
+        let Some(t) = &self.tokens else { return Ok(false) };
         if t.policy.revocation != RevocationCheck::Denylist || denied.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
-        let expires_at = self.now() + t.policy.jwt.access_ttl + t.policy.jwt.leeway;
+        let now = self.now();
+        let new = denied.iter().any(|d| !t.denylist.covers(d, now));
+        let expires_at = now + t.policy.jwt.access_ttl + t.policy.jwt.leeway;
         let entries: Vec<DenyEntry> = denied.iter().map(|d| DenyEntry { denied: *d, expires_at }).collect();
         self.store.deny(&entries).await?;
         t.denylist.apply(&entries);
-        Ok(())
+        t.note_denied_here();
+        Ok(new)
     }
 
     /// Logout: ends the caller's session, or (jwt mode without sessions) denies the token.

@@ -3,8 +3,10 @@ use std::sync::{Mutex, RwLock};
 
 use aws_lc_rs::hmac;
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 use crate::error::AuthError;
+use crate::feed::{Feed, FeedEvent};
 use crate::id::UserId;
 use crate::jwt::{Alg, KeySet, Keys, Sealer, SigningKey, VerifiedCache};
 use crate::policy::TokenPolicy;
@@ -26,15 +28,14 @@ pub struct Tokens {
     pub(super) verified: VerifiedCache,
     /// Usernames never change, so `/v1/me` in token modes reads each one once per process.
     pub(super) usernames: RwLock<HashMap<UserId, Username>>,
-    /// Where the next denylist sync reads from, and when the last full reread was.
-    denylist_cursor: Mutex<(u64, Option<std::time::Instant>)>,
+    /// Where the next denylist sync reads from; `None` before the first one.
+    denylist_cursor: Mutex<Option<u64>>,
+    /// The revocation feed (`GET /v1/revocations`): every batch a sync reads.
+    feed: Feed,
+    /// Signalled when this instance denied something, so the sync (and the feed) need not
+    /// wait for the next tick.
+    denied_here: Notify,
 }
-
-/// How often a sync rereads the whole live denylist rather than what follows its cursor: a
-/// store that rolled back (a Redis restarted from a snapshot a moment old) reuses sequence
-/// numbers, and entries written into the reused range before a reader notices would otherwise
-/// never be read. Rereading is harmless — applying an entry twice changes nothing.
-const FULL_REREAD: std::time::Duration = std::time::Duration::from_secs(5);
 
 const CHAIN_SECRET: &str = "refresh-chain";
 const CSRF_SECRET: &str = "csrf";
@@ -70,7 +71,9 @@ impl Tokens {
             denylist: Denylist::new(policy.max_staleness),
             verified: VerifiedCache::new(10_000),
             usernames: RwLock::default(),
-            denylist_cursor: Mutex::new((0, None)),
+            denylist_cursor: Mutex::new(None),
+            feed: Feed::default(),
+            denied_here: Notify::new(),
             policy,
         };
         if !tokens.has_usable_key(&store.keys().await?, now) {
@@ -179,30 +182,52 @@ impl Tokens {
         self.keys.current().jwks()
     }
 
-    /// Catches the denylist copy up with the store.
+    /// Catches the denylist copy up with the store, and publishes what it read on the feed.
+    ///
+    /// Only what follows the cursor is read: a read costs what was revoked since the last one,
+    /// never the size of the whole denylist (which an attacker could otherwise drive). The
+    /// store says when it cannot continue from the cursor (its log was lost or rolled back);
+    /// the read is then the whole live log, and the copy keeps what it had besides.
     pub async fn sync_denylist(&self, store: &dyn Store, now: OffsetDateTime) -> Result<usize, AuthError> {
         let started = std::time::Instant::now();
-        let (cursor, full) = {
-            let state = self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
-            match state.1 {
-                Some(last) if started.duration_since(last) < FULL_REREAD => (state.0, false),
-                _ => (0, true),
-            }
-        };
-        let (entries, next) = store.denied_since(cursor, now).await?;
+        let cursor = *self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let read = store.read_denylist(cursor.unwrap_or(0), now).await?;
+        let entries: Vec<_> = read.entries.iter().map(|(_, e)| *e).collect();
         self.denylist.apply(&entries);
-        {
-            // One sync at a time (the maintenance loop), so the store's answer is the cursor:
-            // it may move backwards when the store says its log started over.
-            let mut state = self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner());
-            state.0 = next;
-            if full {
-                state.1 = Some(started);
-            }
-        }
+        // One sync at a time (the maintenance loop), so the store's answer is the cursor:
+        // it may move backwards when the store says its log started over.
+        *self.denylist_cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.next);
+        let events: Vec<FeedEvent> =
+            read.entries.iter().map(|(cursor, entry)| FeedEvent { cursor: *cursor, entry: *entry }).collect();
+        self.feed.publish(&events, read.next, read.restarted);
         self.denylist.mark_synced_as_of(started);
         self.denylist.purge(now);
         Ok(entries.len())
+    }
+
+    /// The revocation feed this instance serves.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    /// Whether this instance's denylist copy is fresh (within `revocation.max_staleness`):
+    /// while it is not, the feed sends no heartbeats, so its consumers go stale too.
+    pub fn denylist_is_fresh(&self) -> bool {
+        self.denylist.is_fresh()
+    }
+
+    /// The live denylist, as the feed's `reset` sends it.
+    pub fn denylist_snapshot(&self, now: OffsetDateTime) -> Vec<crate::store::DenyEntry> {
+        self.denylist.snapshot(now)
+    }
+
+    /// Resolves when this instance denied something since the last call (a hint to sync now).
+    pub async fn denied_here(&self) {
+        self.denied_here.notified().await;
+    }
+
+    pub(super) fn note_denied_here(&self) {
+        self.denied_here.notify_one();
     }
 }
 

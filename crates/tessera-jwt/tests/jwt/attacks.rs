@@ -166,6 +166,28 @@ fn cty_and_other_unknown_header_members_are_rejected() {
 }
 
 /// `kid` only selects among our keys: it is never a path, a query or a URL.
+/// `kid` with the case of its letters swapped — or, for the rare random kid with no letter at
+/// all, with its first character changed — so it always differs from `kid`.
+fn other_case(kid: &str) -> String {
+    let swapped: String = kid
+        .chars()
+        .map(|c| if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+        .collect();
+    if swapped != kid {
+        return swapped;
+    }
+    let first = if kid.starts_with('0') { "1" } else { "0" };
+    format!("{first}{}", &kid[1..])
+}
+
+#[test]
+fn other_case_always_differs() {
+    for kid in ["abcDEF01234", "01234567-_9", "0123456789_", "AAAAAAAAAAA"] {
+        assert_ne!(other_case(kid), kid);
+        assert_eq!(other_case(kid).len(), kid.len());
+    }
+}
+
 #[test]
 fn kid_pointing_elsewhere_is_rejected() {
     let f = Fixture::new(Alg::EdDSA);
@@ -179,7 +201,7 @@ fn kid_pointing_elsewhere_is_rejected() {
         String::new(),
         unknown,
         format!("{} ", f.kid),
-        f.kid.to_uppercase(),
+        other_case(&f.kid),
         format!("{}\0", f.kid),
     ];
     for kid in kids {

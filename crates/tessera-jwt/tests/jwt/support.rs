@@ -11,7 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tessera_jwt::id::{SessionId, TokenId, UserId};
-use tessera_jwt::{AccessClaims, Alg, JwtError, JwtSettings, KeySet, SigningKey, sign, verify};
+use tessera_jwt::{
+    AccessClaims, Alg, JwtError, JwtSettings, KeySet, PublicKeySet, SigningKey, sign, verify, verify_public,
+};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -90,12 +92,27 @@ impl Fixture {
         sign(&self.keys, claims).unwrap()
     }
 
+    /// Verifies `token` twice — as the server does, with its own key set, and as a service
+    /// does, with the public keys of the JWKS (`verify_public`) — and fails the test unless both
+    /// decide the same: every attack case below thereby covers `tessera-verify`'s path too.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, JwtError> {
-        verify(&self.keys, &self.settings, token, self.now)
+        self.verify_at(token, self.now)
     }
 
     pub fn verify_at(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, JwtError> {
-        verify(&self.keys, &self.settings, token, now)
+        let server = verify(&self.keys, &self.settings, token, now);
+        if self.alg.is_asymmetric() {
+            let jwks = serde_json::to_vec(&self.keys.jwks()).unwrap();
+            let (public, _) = PublicKeySet::from_jwks(&jwks, self.alg).unwrap();
+            let service = verify_public(&public, &self.settings, token, now);
+            match (&server, &service) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                // The same refusal; not its text, which may list claims in hash-set order.
+                (Err(a), Err(b)) => assert_eq!(std::mem::discriminant(a), std::mem::discriminant(b), "{a} vs {b}"),
+                _ => panic!("server and service disagree: {server:?} vs {service:?}"),
+            }
+        }
+        server
     }
 
     /// The header tessera writes, as a JSON value to tamper with.

@@ -55,6 +55,7 @@ pub fn api(pages: Option<pages::Pages>) -> (Router<AppState>, utoipa::openapi::O
         .routes(routes!(tokens::refresh))
         .routes(routes!(tokens::introspect))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(revocations::feed))
         .routes(routes!(tokens::jwks))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

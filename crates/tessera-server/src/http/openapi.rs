@@ -52,6 +52,7 @@ pub mod scheme {
     pub const REFRESH_COOKIE: &str = "refresh_cookie";
     pub const CSRF: &str = "csrf_token";
     pub const ADMIN_KEY: &str = "admin_key";
+    pub const FEED_KEY: &str = "feed_key";
 }
 
 #[derive(OpenApi)]
@@ -133,6 +134,13 @@ fn add_security_schemes(doc: &mut Document, cookies: &CookiePolicy) {
                 cookies.csrf_name()
             ),
         ))),
+    );
+    components.add_security_scheme(
+        scheme::FEED_KEY,
+        bearer(
+            "One of the revocation feed's keys (`verify.keys`), as `Authorization: Bearer <key>`. Without any \
+             the feed is disabled and answers 404.",
+        ),
     );
     components.add_security_scheme(
         scheme::ADMIN_KEY,

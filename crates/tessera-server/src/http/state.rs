@@ -22,6 +22,9 @@ pub struct Shared {
     pub origins: super::origin::OriginPolicy,
     /// SHA-256 of the admin API key; `None` disables the admin endpoints.
     pub admin_key: Option<TokenHash>,
+    /// SHA-256 of each `verify.keys` entry: the service keys of the revocation feed. Empty
+    /// disables the feed.
+    pub verify_keys: Vec<TokenHash>,
 }
 
 impl AppState {

@@ -32,11 +32,13 @@ mod response_headers;
 mod restart;
 mod throttle;
 mod timeouts;
+mod usernames;
 
 mod introspect_revoke;
 mod jwks_and_keys;
 mod jwt_attacks;
 mod refresh;
+mod revocation_feed;
 mod revocation_matrix;
 mod token_cookies;
 mod token_login;

@@ -94,7 +94,7 @@ async fn the_document_is_openapi_3_1_with_problems_and_security_schemes() {
     let doc = document(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let schemes = doc["components"]["securitySchemes"].as_object().expect("security schemes");
-    for name in ["bearer", "session_cookie", "access_cookie", "refresh_cookie", "csrf_token", "admin_key"] {
+    for name in ["bearer", "session_cookie", "access_cookie", "refresh_cookie", "csrf_token", "admin_key", "feed_key"] {
         assert!(schemes.contains_key(name), "security scheme {name} missing: {schemes:?}");
     }
     assert_eq!(schemes["session_cookie"]["in"], "cookie");

@@ -22,5 +22,6 @@ mod postgres_outage;
 mod propagation;
 mod redis_data_loss;
 mod redis_outage;
+mod revocation_feed;
 mod revocation_outage;
 mod subscription_loss;

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use redis::Script;
 use tessera_core::clock::{from_unix, to_unix};
 use tessera_core::id::{SessionId, TokenId, UserId};
-use tessera_core::store::{Denied, DenyEntry, DenylistStore, StoreError};
+use tessera_core::store::{Denied, DenyEntry, DenylistRead, DenylistStore, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -33,49 +33,79 @@ const PRUNE_BATCH: u32 = 1000;
 /// much: instances' clocks differ, and no reader should lose an entry to a skewed clock.
 const PRUNE_MARGIN_SECS: i64 = 300;
 
-/// KEYS: epoch, seq, log, exp. ARGV: epoch candidate, prune-before instant, channel, prune
-/// batch, keep-until instant, then (payload, expires_at) pairs. Returns the last sequence
-/// number.
+/// KEYS: epoch, seq, log, exp, ids. ARGV: epoch candidate, prune-before instant, channel,
+/// prune batch, keep-until instant, then (payload, expires_at, identity) triples. Returns the
+/// last sequence number.
+///
+/// One entry per identity (`session|<sid>|`, `token|<jti>|`, `issued_before|<user>|<t>`):
+/// `ids` maps each live identity to its member, and an entry whose identity is already there
+/// is skipped — the one already logged covers every token the new one would (a session or a
+/// token is denied once and for all; the same cut-off covers the same tokens). Revoking the
+/// same token a thousand times adds one member, publishes once, and wakes no reader after.
+/// Pruning never removes the newest member: it is the readers' anchor (see `SINCE`).
 static DENY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         redis.call('SET', KEYS[1], ARGV[1], 'NX')
+        local top = redis.call('GET', KEYS[2]) or '0'
         local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
         for _, m in ipairs(expired) do
-            redis.call('ZREM', KEYS[3], m)
-            redis.call('ZREM', KEYS[4], m)
+            if string.sub(m, 1, #top + 1) ~= top .. '|' then
+                redis.call('ZREM', KEYS[3], m)
+                redis.call('ZREM', KEYS[4], m)
+                local ident = string.match(m, '^%d+|(.*)|[^|]*$')
+                if ident and redis.call('HGET', KEYS[5], ident) == m then redis.call('HDEL', KEYS[5], ident) end
+            end
         end
-        local last = 0
+        local last = tonumber(top)
+        local added = 0
         local latest = tonumber(ARGV[5])
-        for i = 6, #ARGV, 2 do
-            last = redis.call('INCR', KEYS[2])
-            local m = last .. '|' .. ARGV[i]
-            redis.call('ZADD', KEYS[3], last, m)
-            redis.call('ZADD', KEYS[4], ARGV[i + 1], m)
-            latest = math.max(latest, tonumber(ARGV[i + 1]))
+        for i = 6, #ARGV, 3 do
+            if redis.call('HEXISTS', KEYS[5], ARGV[i + 2]) == 0 then
+                last = redis.call('INCR', KEYS[2])
+                added = added + 1
+                local m = last .. '|' .. ARGV[i]
+                redis.call('ZADD', KEYS[3], last, m)
+                redis.call('ZADD', KEYS[4], ARGV[i + 1], m)
+                redis.call('HSET', KEYS[5], ARGV[i + 2], m)
+                latest = math.max(latest, tonumber(ARGV[i + 1]))
+            end
         end
-        for k = 3, 4 do
-            local t = redis.call('EXPIRETIME', KEYS[k])
-            if t == -1 or t < latest then redis.call('EXPIREAT', KEYS[k], latest) end
+        if added > 0 then
+            for k = 3, 5 do
+                local t = redis.call('EXPIRETIME', KEYS[k])
+                if t == -1 or t < latest then redis.call('EXPIREAT', KEYS[k], latest) end
+            end
+            redis.call('PUBLISH', ARGV[3], last)
         end
-        redis.call('PUBLISH', ARGV[3], last)
         return last
         ",
     )
 });
 
-/// KEYS: epoch, seq, log. ARGV: the cursor's epoch and sequence number. Returns the current
-/// epoch, the last sequence number, and every member after the cursor — all of them when the
-/// epoch changed (the data was lost) or the sequence is behind the cursor (the data was
-/// rolled back, e.g. restored from a snapshot a moment old).
+/// KEYS: epoch, seq, log. ARGV: the cursor's epoch and sequence number, and the reader's
+/// anchor: the member it last read at that sequence number, or ''. Returns the current epoch,
+/// the last sequence number, whether the log restarted, and every member after the cursor —
+/// all of them when it restarted: the epoch changed (the data was lost), the sequence is
+/// behind the cursor, or the anchor is gone (the data was rolled back, e.g. restored from a
+/// snapshot a moment old, and written past the old position since). A reader therefore never
+/// needs to reread the whole log on a timer, and an attacker cannot make its reads expensive.
 static SINCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
         local last = tonumber(redis.call('GET', KEYS[2]) or '0')
         local from = tonumber(ARGV[2])
-        if epoch ~= tonumber(ARGV[1]) or last < from then from = 0 end
-        return {epoch, last, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. from, '+inf')}
+        local restarted = 0
+        if from > 0 then
+            if epoch ~= tonumber(ARGV[1]) or last < from then
+                restarted = 1
+            elseif ARGV[3] ~= '' and not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+                restarted = 1
+            end
+        end
+        if restarted == 1 then from = 0 end
+        return {epoch, last, restarted, redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. from, '+inf')}
         ",
     )
 });
@@ -92,6 +122,7 @@ impl DenylistStore for RedisStore {
             .key(keys.deny("seq"))
             .key(keys.deny("log"))
             .key(keys.deny("exp"))
+            .key(keys.deny("ids"))
             .arg(new_epoch())
             // Pruning goes by this instance's wall clock, with a margin for the others' clocks
             // and for entries stamped by a clock of their own; the log never expires sooner.
@@ -100,35 +131,59 @@ impl DenylistStore for RedisStore {
             .arg(PRUNE_BATCH)
             .arg(to_unix(OffsetDateTime::now_utc()) + PRUNE_MARGIN_SECS);
         for entry in entries {
-            call.arg(encode(entry)).arg(to_unix(entry.expires_at));
+            let payload = encode(entry);
+            let identity = identity(&payload);
+            call.arg(&payload).arg(to_unix(entry.expires_at)).arg(identity);
         }
         let _: i64 = call.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
         Ok(())
     }
 
     async fn denied_since(&self, cursor: u64, now: OffsetDateTime) -> Result<(Vec<DenyEntry>, u64), StoreError> {
+        let read = self.read_denylist(cursor, now).await?;
+        Ok((read.entries.into_iter().map(|(_, e)| e).collect(), read.next))
+    }
+
+    async fn read_denylist(&self, cursor: u64, now: OffsetDateTime) -> Result<DenylistRead, StoreError> {
         let keys = self.keys();
         let (epoch, seq) = (cursor >> SEQ_BITS, cursor & SEQ_MASK);
-        let (current, last, members): (u64, u64, Vec<String>) = SINCE
+        let anchor = {
+            let anchor = self.inner.deny_anchor.lock().unwrap_or_else(|p| p.into_inner());
+            anchor.as_ref().filter(|(at, _)| *at == cursor).map(|(_, m)| m.clone()).unwrap_or_default()
+        };
+        let (current, last, restarted, members): (u64, u64, u8, Vec<String>) = SINCE
             .key(keys.deny("epoch"))
             .key(keys.deny("seq"))
             .key(keys.deny("log"))
             .arg(epoch)
             .arg(seq)
+            .arg(&anchor)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
+        let epoch_bits = (current & EPOCH_MASK) << SEQ_BITS;
         let mut entries = Vec::with_capacity(members.len());
+        let mut newest = None;
         for member in &members {
-            let entry = decode(member)?;
+            let (member_seq, entry) = decode(member)?;
+            newest = Some((member_seq, member));
             if entry.expires_at > now {
-                entries.push(entry);
+                entries.push((epoch_bits | (member_seq & SEQ_MASK), entry));
             }
         }
         // The store's own position: after a loss or a rollback that is behind the old cursor,
         // and the next read must start from there.
-        let next_seq = last;
-        Ok((entries, (current & EPOCH_MASK) << SEQ_BITS | (next_seq & SEQ_MASK)))
+        let next = epoch_bits | (last & SEQ_MASK);
+        {
+            let mut anchor = self.inner.deny_anchor.lock().unwrap_or_else(|p| p.into_inner());
+            match newest {
+                Some((s, m)) if s == last => *anchor = Some((next, m.clone())),
+                Some(_) => *anchor = None,
+                None if next == cursor => {}
+                None => *anchor = None,
+            }
+        }
+        Ok(DenylistRead { entries, next, restarted: restarted == 1 })
     }
 
     fn denylist_changes(&self) -> Option<Arc<Notify>> {
@@ -153,10 +208,16 @@ fn encode(entry: &DenyEntry) -> String {
     }
 }
 
-fn decode(member: &str) -> Result<DenyEntry, StoreError> {
+/// What makes two entries the same revocation: the payload without its expiry.
+fn identity(payload: &str) -> &str {
+    payload.rsplit_once('|').map_or(payload, |(ident, _)| ident)
+}
+
+/// A member: its sequence number and the entry it spells.
+fn decode(member: &str) -> Result<(u64, DenyEntry), StoreError> {
     let bad = || corrupt("denylist entry");
     let mut parts = member.split('|');
-    let _seq = parts.next().ok_or_else(bad)?;
+    let seq: u64 = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
     let (kind, id, before, expires) = (
         parts.next().ok_or_else(bad)?,
         parts.next().ok_or_else(bad)?,
@@ -175,7 +236,7 @@ fn decode(member: &str) -> Result<DenyEntry, StoreError> {
         }
         _ => return Err(bad()),
     };
-    Ok(DenyEntry { denied, expires_at })
+    Ok((seq, DenyEntry { denied, expires_at }))
 }
 
 #[cfg(test)]
@@ -191,7 +252,7 @@ mod tests {
             Denied::IssuedBefore(UserId::generate(), from_unix(1_899_999_000)),
         ] {
             let entry = DenyEntry { denied, expires_at: at };
-            assert_eq!(decode(&format!("17|{}", encode(&entry))).unwrap(), entry);
+            assert_eq!(decode(&format!("17|{}", encode(&entry))).unwrap(), (17, entry));
         }
     }
 
@@ -204,6 +265,7 @@ mod tests {
             "1|token|AAAAAAAAAAAAAAAAAAAAAA|3|5",
             "1|what|AAAAAAAAAAAAAAAAAAAAAA||5",
             "1|session|AAAAAAAAAAAAAAAAAAAAAA||5|6",
+            "x|session|AAAAAAAAAAAAAAAAAAAAAA||5",
         ] {
             assert!(decode(m).is_err(), "{m}");
         }

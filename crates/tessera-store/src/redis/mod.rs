@@ -61,6 +61,9 @@ struct Inner {
     keys: Keys,
     changes: Arc<Notify>,
     subscriber: Mutex<Option<JoinHandle<()>>>,
+    /// The cursor of this process's last denylist read and the member at it: how the next
+    /// read notices a log rolled back and written past that position (see `denylist.rs`).
+    deny_anchor: Mutex<Option<(u64, String)>>,
 }
 
 impl Drop for Inner {
@@ -125,7 +128,15 @@ impl RedisStore {
             keys.deny_channel(),
             Arc::clone(&changes),
         ));
-        Ok(Self { inner: Arc::new(Inner { conn, keys, changes, subscriber: Mutex::new(Some(subscriber)) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                keys,
+                changes,
+                subscriber: Mutex::new(Some(subscriber)),
+                deny_anchor: Mutex::new(None),
+            }),
+        })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

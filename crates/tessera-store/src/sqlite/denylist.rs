@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use tessera_core::clock::{from_unix, to_unix};
 use tessera_core::id::{SessionId, TokenId};
-use tessera_core::store::{Denied, DenyEntry, DenylistStore, StoreError};
+use tessera_core::store::{Denied, DenyEntry, DenylistRead, DenylistStore, StoreError};
 use time::OffsetDateTime;
 
 use super::{SqliteStore, corrupt, db_err, user_id};
@@ -25,6 +25,7 @@ fn encode(denied: &Denied) -> (&'static str, &[u8; 16], Option<i64>) {
 
 #[derive(sqlx::FromRow)]
 struct DenyRow {
+    seq: i64,
     kind: String,
     id: Vec<u8>,
     issued_before: Option<i64>,
@@ -55,19 +56,29 @@ impl DenylistStore for SqliteStore {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         for entry in entries {
             let (kind, id, issued_before) = encode(&entry.denied);
-            sqlx::query("INSERT INTO denylist (kind, id, issued_before, expires_at) VALUES (?1, ?2, ?3, ?4)")
-                .bind(kind)
-                .bind(id.as_slice())
-                .bind(issued_before)
-                .bind(to_unix(entry.expires_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            // Already denied: the row there covers every token this one would (see
+            // migrations/sqlite/0004_denylist_once.sql), and a repeat must not add a row.
+            sqlx::query(
+                "INSERT INTO denylist (kind, id, issued_before, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (kind, id, IFNULL(issued_before, 0)) DO NOTHING",
+            )
+            .bind(kind)
+            .bind(id.as_slice())
+            .bind(issued_before)
+            .bind(to_unix(entry.expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
 
     async fn denied_since(&self, cursor: u64, now: OffsetDateTime) -> Result<(Vec<DenyEntry>, u64), StoreError> {
+        let read = self.read_denylist(cursor, now).await?;
+        Ok((read.entries.into_iter().map(|(_, e)| e).collect(), read.next))
+    }
+
+    async fn read_denylist(&self, cursor: u64, now: OffsetDateTime) -> Result<DenylistRead, StoreError> {
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         // Both reads in one transaction, so they see the same snapshot: every entry numbered up
         // to `last` was either returned now or had expired, and the next call can start after
@@ -83,7 +94,7 @@ impl DenylistStore for SqliteStore {
         .await
         .map_err(db_err)?;
         let rows: Vec<DenyRow> = sqlx::query_as(
-            "SELECT kind, id, issued_before, expires_at FROM denylist WHERE seq > ?1 AND expires_at > ?2 ORDER BY seq",
+            "SELECT seq, kind, id, issued_before, expires_at FROM denylist WHERE seq > ?1 AND expires_at > ?2 ORDER BY seq",
         )
         .bind(after)
         .bind(to_unix(now))
@@ -91,9 +102,12 @@ impl DenylistStore for SqliteStore {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        let entries = rows.into_iter().map(DenyRow::into_entry).collect::<Result<Vec<_>, _>>()?;
+        let entries = rows
+            .into_iter()
+            .map(|r| Ok((u64::try_from(r.seq).unwrap_or(0), r.into_entry()?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         // Never backwards: a cursor from before the table was emptied by hand, say, stays put.
         let next = cursor.max(u64::try_from(last).unwrap_or(0));
-        Ok((entries, next))
+        Ok(DenylistRead { entries, next, restarted: false })
     }
 }

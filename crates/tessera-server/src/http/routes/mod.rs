@@ -7,5 +7,6 @@ pub mod forward_auth;
 pub mod health;
 pub mod login;
 pub mod password;
+pub mod revocations;
 pub mod sessions;
 pub mod tokens;
