@@ -18,8 +18,11 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // With no key configured the admin API does not exist.
-        let expected = state.admin_key.as_ref().ok_or_else(|| ApiError::not_found("no such resource"))?;
+        // With no key configured the admin API does not exist; the answer says how to enable it.
+        let expected = state
+            .admin_key
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("the admin endpoints are disabled: set admin.api_key to enable them"))?;
         let presented = authorization(&parts.headers)?.and_then(bearer_token).ok_or_else(ApiError::unauthenticated)?;
         // Hash both sides so the comparison is constant-time and length-independent.
         let matches = TokenHash::of(presented.as_bytes()).ct_eq(expected);
