@@ -100,6 +100,25 @@ mod tests {
         assert!(decoded.is_none() || decoded != Some(bytes));
     }
 
+    proptest::proptest! {
+        /// Every id, session, refresh and CSRF token goes through this decoder: any string
+        /// decodes to at most one value, and only its one canonical spelling does.
+        #[test]
+        fn b64_decoding_accepts_only_the_canonical_spelling(s in "[A-Za-z0-9_+/=-]{0,50}|.{0,50}") {
+            if let Some(bytes) = b64_decode_exact::<16>(&s) {
+                proptest::prop_assert_eq!(b64(&bytes), s.as_str());
+            }
+            if let Some(bytes) = b64_decode_exact::<32>(&s) {
+                proptest::prop_assert_eq!(b64(&bytes), s.as_str());
+            }
+        }
+
+        #[test]
+        fn b64_round_trips(bytes in proptest::array::uniform32(proptest::num::u8::ANY)) {
+            proptest::prop_assert_eq!(b64_decode_exact::<32>(&b64(&bytes)), Some(bytes));
+        }
+    }
+
     #[test]
     fn token_hash_compares_in_constant_time_correctly() {
         let a = TokenHash::of(b"one");

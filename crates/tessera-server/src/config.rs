@@ -781,7 +781,102 @@ fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Every key of the reference, so generated files reach every field's parser.
+    const KEYS: [&str; 37] = [
+        "server.listen",
+        "server.trusted_proxies",
+        "server.proxy_header",
+        "server.request_timeout",
+        "server.header_timeout",
+        "server.hash_concurrency",
+        "server.allowed_origins",
+        "store.data_dir",
+        "store.postgres_url",
+        "store.redis_url",
+        "store.redis_cluster",
+        "store.redis_prefix",
+        "auth.mode",
+        "auth.transports",
+        "auth.signup",
+        "auth.username_confusables",
+        "jwt.alg",
+        "jwt.issuer",
+        "jwt.audience",
+        "jwt.access_ttl",
+        "jwt.leeway",
+        "jwt.jwks_max_age",
+        "jwt.seal_key",
+        "refresh.enabled",
+        "refresh.ttl",
+        "refresh.reuse_grace",
+        "revocation.check",
+        "revocation.max_staleness",
+        "session.idle_timeout",
+        "session.absolute_timeout",
+        "session.max_per_user",
+        "cookie.secure",
+        "cookie.same_site",
+        "admin.api_key",
+        "pages.enabled",
+        "pages.title",
+        "verify.keys",
+    ];
+
+    fn toml_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,22}(ms|s|m|h|d)".prop_map(|d| format!("\"{d}\"")),
+            "-?[0-9]{1,20}",
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            "[ -!#-\\[\\]-~]{0,30}".prop_map(|s| format!("\"{s}\"")),
+            prop_oneof![
+                Just("\"session\""),
+                Just("\"jwt\""),
+                Just("\"hybrid\""),
+                Just("\"cookie\""),
+                Just("\"EdDSA\""),
+                Just("\"HS256\""),
+                Just("\"allowlist\""),
+                Just("\"Strict\""),
+                Just("\"allow\""),
+                Just("[\"cookie\"]"),
+                Just("[\"bearer\", \"cookie\"]"),
+                Just("[]"),
+                Just("[\"0.0.0.0/0\"]"),
+                Just("[\"10.0.0.0/8\", \"::1\"]"),
+                Just("\"127.0.0.1:0\""),
+                Just("{}"),
+            ]
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    proptest! {
+        /// Configuration is operator input, but often assembled by scripts and templates:
+        /// whatever the file holds, loading it and deriving the policy answers with a value
+        /// or an error, never a panic.
+        #[test]
+        fn any_configuration_loads_or_is_refused_without_panicking(
+            entries in proptest::collection::vec((0..KEYS.len(), toml_value()), 0..8),
+        ) {
+            let mut by_section: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for (key, value) in &entries {
+                let (section, name) = KEYS[*key].split_once('.').unwrap_or(("server", "listen"));
+                by_section.entry(section).or_default().push(format!("{name} = {value}"));
+            }
+            let text: String = by_section
+                .iter()
+                .map(|(section, lines)| format!("[{section}]\n{}\n", lines.join("\n")))
+                .collect();
+            if let Ok(config) = Config::from_toml(&text) {
+                let _ = crate::startup::policy(&config);
+            }
+        }
+    }
 
     #[test]
     fn the_spec_example_file_parses() {

@@ -61,7 +61,22 @@ impl<'de> Deserialize<'de> for Duration {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn duration_parser_never_panics(s in ".{0,40}|[0-9]{0,25}(ms|s|m|h|d|)") {
+            let _ = Duration::parse(&s);
+        }
+
+        #[test]
+        fn durations_round_trip_through_their_display(ms in 0u64..u64::MAX / 86_400_000) {
+            let d = Duration(std::time::Duration::from_millis(ms));
+            prop_assert_eq!(Duration::parse(&d.to_string()), Some(d));
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

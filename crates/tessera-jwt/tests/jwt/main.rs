@@ -3,4 +3,5 @@
 
 mod accepted;
 mod attacks;
+mod fuzz;
 mod support;

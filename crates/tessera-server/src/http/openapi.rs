@@ -136,17 +136,17 @@ fn add_security_schemes(doc: &mut Document, cookies: &CookiePolicy) {
         ))),
     );
     components.add_security_scheme(
+        scheme::FEED_KEY,
+        bearer(
+            "One of the revocation feed's keys (`verify.keys`), as `Authorization: Bearer <key>`. Without any \
+             the feed is disabled and answers 404.",
+        ),
+    );
+    components.add_security_scheme(
         scheme::ADMIN_KEY,
         bearer(
             "The admin key (`admin.api_key`), as `Authorization: Bearer <key>`. Without a configured key the \
                  admin endpoints are disabled and answer 404.",
-        ),
-    );
-    components.add_security_scheme(
-        scheme::FEED_KEY,
-        bearer(
-            "A service key from `verify.keys`, as `Authorization: Bearer <key>`, for the revocation feed. \
-                 Without configured keys the feed is disabled and answers 404.",
         ),
     );
 }

@@ -62,6 +62,10 @@ pub struct SessionSummary {
 pub struct LoginAnswer {
     #[schema(value_type = super::openapi::User)]
     pub user: UserView,
+    /// `cookie` or `bearer`: where this answer put the credentials. With `cookie` they are in
+    /// `Set-Cookie` only, never in this body (send `Tessera-Transport: bearer` to get them here).
+    #[schema(value_type = crate::config::Transport)]
+    pub transport: &'static str,
     /// `null` only in the jwt mode without refresh, which keeps no server session.
     pub session: Option<SessionSummary>,
     /// jwt and hybrid modes, bearer transport: the JWT access token.

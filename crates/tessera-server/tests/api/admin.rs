@@ -95,7 +95,8 @@ async fn admin_endpoints_are_404_when_no_api_key_is_configured() {
     let alice = app.create_user("alice").await;
     let login = app.login_bearer("alice", PASSWORD).await;
     let path = revoke_path(alice["id"].as_str().expect("id"));
-    app.send(app.post(&path)).await.assert_problem(404, "not-found");
+    let problem = app.send(app.post(&path)).await.assert_problem(404, "not-found");
+    assert_eq!(problem["detail"], "the admin endpoints are disabled: set admin.api_key to enable them");
     // An empty key must not match an empty or any other presented key.
     app.send(app.post(&path).header("authorization", "Bearer ")).await.assert_problem(404, "not-found");
     app.send(app.post(&path).bearer(&login.token)).await.assert_problem(404, "not-found");

@@ -1,8 +1,9 @@
 //! Property test over the headers the HTTP layer parses — `Cookie`, `Authorization`,
-//! `Tessera-Transport`, `X-CSRF-Token`, `Origin`, `Sec-Fetch-Site`, `Content-Type`, and the
-//! forwarding headers from a trusted proxy — thrown at the endpoints that read them: whatever
-//! arrives, the answer is a 2xx/4xx, never a 5xx (a panic would be a 500). The pure parsers have
-//! unit-level property tests beside them; this one runs them inside the real server.
+//! `Tessera-Transport`, `X-CSRF-Token`, `Origin`, `Sec-Fetch-Site`, `Content-Type`, the
+//! forwarding headers, and forward auth's original method and URI from a trusted proxy — thrown
+//! at the endpoints that read them: whatever arrives, the answer is a 2xx/4xx, never a 5xx (a
+//! panic would be a 500). The pure parsers have unit-level property tests beside them; this one
+//! runs them inside the real server. `route_fuzz` does the same for bodies, paths and methods.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -23,6 +24,8 @@ fn value() -> impl Strategy<Value = String> {
         "(cross-site|same-site|same-origin|none)[ ,;]{0,2}",
         "application/(json|x-www-form-urlencoded|x-json|vnd\\.a\\+json)(; ?charset=[a-z0-9\"-]{0,10}){0,2}",
         "(for|host|proto|by)=[\"\\[\\]a-z0-9.:,; ]{0,40}",
+        "(GET|POST|get|DELETE|CONNECT|[A-Z]{0,8})",
+        "/[a-z0-9/?&=%#.:@-]{0,60}",
     ]
 }
 
@@ -32,7 +35,7 @@ fn cookie() -> impl Strategy<Value = String> {
         .prop_map(|pairs| pairs.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; "))
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 15] = [
     "authorization",
     "tessera-transport",
     "x-csrf-token",
@@ -44,6 +47,10 @@ const HEADERS: [&str; 11] = [
     "x-forwarded-proto",
     "forwarded",
     "host",
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-original-method",
+    "x-original-uri",
 ];
 
 #[test]
@@ -56,6 +63,7 @@ fn no_header_value_makes_a_5xx() {
     rt.block_on(app.create_user("alice"));
     let endpoints = [
         (Method::GET, "/v1/me"),
+        (Method::GET, "/v1/forward-auth"),
         (Method::POST, "/v1/logout"),
         (Method::POST, "/v1/refresh"),
         (Method::POST, "/v1/login"),

@@ -117,7 +117,8 @@ async fn introspection_without_a_configured_admin_key_is_404() {
     let login = app.login_tokens("alice", PASSWORD).await;
     let reply =
         app.send(form(app.post("/v1/introspect").bearer("anything"), &[("token", login.access.as_str())])).await;
-    reply.assert_problem(404, "not-found");
+    let problem = reply.assert_problem(404, "not-found");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("disabled") && d.contains("admin.api_key")));
 }
 
 #[tokio::test]

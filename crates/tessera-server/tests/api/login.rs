@@ -15,6 +15,7 @@ async fn bearer_login_returns_user_session_and_87_char_session_token() {
     reply.assert_status(200);
     let body = reply.json();
     assert_eq!(body["user"], user, "user is {{id, username}}");
+    assert_eq!(body["transport"], "bearer", "the answer names its transport: {body}");
     let token = body["session_token"].as_str().expect("session_token");
     assert!(is_b64url(token, 87), "session token is 87 base64url characters: {token}");
     assert!(is_b64url(body["session"]["id"].as_str().expect("session.id"), 22));
@@ -58,6 +59,8 @@ async fn login_without_transport_header_defaults_to_cookie() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let reply = app.login("alice", PASSWORD, None).await;
+    // No token in the body, and the body says why: the cookie transport was used.
+    assert_eq!(reply.json()["transport"], "cookie", "{}", reply.text);
     reply.assert_status(200);
     assert!(reply.json().get("session_token").is_none());
     reply.set_cookie(SESSION_COOKIE);

@@ -33,6 +33,7 @@ mod password;
 mod readme;
 mod response_headers;
 mod restart;
+mod route_fuzz;
 mod throttle;
 mod throttle_beyond_login;
 mod timeouts;

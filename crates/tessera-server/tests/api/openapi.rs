@@ -94,7 +94,7 @@ async fn the_document_is_openapi_3_1_with_problems_and_security_schemes() {
     let doc = document(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let schemes = doc["components"]["securitySchemes"].as_object().expect("security schemes");
-    for name in ["bearer", "session_cookie", "access_cookie", "refresh_cookie", "csrf_token", "admin_key"] {
+    for name in ["bearer", "session_cookie", "access_cookie", "refresh_cookie", "csrf_token", "admin_key", "feed_key"] {
         assert!(schemes.contains_key(name), "security scheme {name} missing: {schemes:?}");
     }
     assert_eq!(schemes["session_cookie"]["in"], "cookie");
@@ -135,4 +135,24 @@ async fn the_document_follows_the_configuration() {
     assert!(doc["paths"].get("/login").is_none(), "pages are off");
     assert!(doc["paths"].get("/tessera.js").is_some(), "the client module is always served");
     assert_eq!(doc["components"]["securitySchemes"]["session_cookie"]["name"], "tessera-session");
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_in_the_readme_api_table() {
+    let app = spawn_app_with(&every_route_toml()).await;
+    let doc = document(&app).await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let start = readme.find("\n## HTTP API\n").expect("README has an HTTP API section");
+    let section = &readme[start + 1..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in METHODS.into_iter().filter(|m| item.get(*m).is_some()) {
+            let entry = format!("`{} {path}`", method.to_uppercase());
+            if !section.contains(&entry) {
+                missing.push(entry);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "README's HTTP API section does not list {missing:?}");
 }

@@ -28,7 +28,7 @@ async fn refresh_rotates_both_tokens_and_keeps_the_session() {
     keys.sort();
     assert_eq!(
         keys,
-        ["access_token", "expires_in", "refresh_token", "session", "token_type", "user"],
+        ["access_token", "expires_in", "refresh_token", "session", "token_type", "transport", "user"],
         "{}",
         first.body
     );

@@ -58,7 +58,8 @@ async fn cookie_login_sets_access_refresh_and_csrf_cookies_and_no_tokens_in_the_
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let mut keys: Vec<&String> = jar.body.as_object().expect("object").keys().collect();
     keys.sort();
-    assert_eq!(keys, ["csrf_token", "expires_in", "session", "token_type", "user"], "{}", jar.body);
+    assert_eq!(keys, ["csrf_token", "expires_in", "session", "token_type", "transport", "user"], "{}", jar.body);
+    assert_eq!(jar.body["transport"], "cookie", "the body says where the tokens went");
     assert_eq!(jar.body["user"], user);
     assert_eq!(jar.body["token_type"], "Bearer");
     assert_eq!(jar.body["expires_in"], 300);

@@ -30,7 +30,7 @@ async fn hybrid_bearer_login_answers_access_and_refresh_tokens() {
     let body = reply.json();
     assert_eq!(
         keys_of(&body),
-        sorted(&["user", "session", "access_token", "token_type", "expires_in", "refresh_token"]),
+        sorted(&["user", "session", "access_token", "token_type", "expires_in", "refresh_token", "transport"]),
         "{body}"
     );
     assert_eq!(body["user"], user);
@@ -64,7 +64,11 @@ async fn jwt_mode_without_refresh_answers_a_lone_access_token() {
     reply.assert_status(200);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let body = reply.json();
-    assert_eq!(keys_of(&body), sorted(&["user", "session", "access_token", "token_type", "expires_in"]), "{body}");
+    assert_eq!(
+        keys_of(&body),
+        sorted(&["user", "session", "access_token", "token_type", "expires_in", "transport"]),
+        "{body}"
+    );
     assert_eq!(body["session"], Value::Null, "no server session: {body}");
     assert_eq!(body["user"], user);
     let claims = claims_of(body["access_token"].as_str().expect("access_token"));

@@ -78,15 +78,15 @@ static INSERT: LazyLock<Script> = LazyLock::new(|| {
             end
         end
         redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-        -- Oldest first by creation, ties in insertion order (a sorted set orders equal scores
-        -- by member, a random id): a session created in the same millisecond as the newest
-        -- one goes just after it (1/1024 ms: exact in a double at these magnitudes).
+        -- Ordered by creation (ms), then by insertion, as on SQLite, so eviction takes the
+        -- truly oldest: a sorted set orders equal scores by member (a random id), so a session
+        -- created in the same millisecond as others goes just after the last of them
+        -- (1/1024 ms steps: exact in a double at these magnitudes). A session created
+        -- earlier still sorts before later ones, whatever the order of insertion.
         local score = tonumber(ARGV[3])
-        local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-        if newest[2] then
-            local t = tonumber(newest[2])
-            if t >= score and t < score + 1 then score = t + 1 / 1024 end
-        end
+        local same = redis.call('ZREVRANGEBYSCORE', KEYS[2], '(' .. string.format('%.17g', score + 1),
+            string.format('%.17g', score), 'WITHSCORES', 'LIMIT', 0, 1)
+        if same[2] then score = tonumber(same[2]) + 1 / 1024 end
         redis.call('ZADD', KEYS[2], string.format('%.17g', score), ARGV[4])
         local t = redis.call('PEXPIRETIME', KEYS[2])
         if t == -1 or t < tonumber(ARGV[6]) then redis.call('PEXPIREAT', KEYS[2], ARGV[6]) end

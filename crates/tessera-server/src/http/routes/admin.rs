@@ -1,5 +1,6 @@
 use axum::Json;
 use axum::extract::FromRequestParts;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -17,8 +18,11 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // With no key configured the admin API does not exist.
-        let expected = state.admin_key.as_ref().ok_or_else(|| ApiError::not_found("no such resource"))?;
+        // With no key configured the admin API does not exist; the answer says how to enable it.
+        let expected = state
+            .admin_key
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("the admin endpoints are disabled: set admin.api_key to enable them"))?;
         let presented = authorization(&parts.headers)?.and_then(bearer_token).ok_or_else(ApiError::unauthenticated)?;
         // Hash both sides so the comparison is constant-time and length-independent.
         let matches = TokenHash::of(presented.as_bytes()).ct_eq(expected);
@@ -53,9 +57,11 @@ impl FromRequestParts<AppState> for Admin {
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    // A segment that is not UTF-8 after percent-decoding cannot be an id: the same 404
+    // problem as any other unknown id, not axum's plain-text 400.
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let user = UserId::parse(&id).ok_or_else(|| ApiError::not_found("no such user"))?;
+    let user = id.ok().and_then(|Path(id)| UserId::parse(&id)).ok_or_else(|| ApiError::not_found("no such user"))?;
     state.auth.admin_revoke_sessions(&user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

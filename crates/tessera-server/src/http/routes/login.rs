@@ -73,6 +73,7 @@ fn issue_inner(state: &AppState, issued: &IssuedSession, transport: Transport, s
     let access = issued.access.as_ref();
     let mut answer = LoginAnswer {
         user,
+        transport: transport.as_str(),
         session: summary,
         access_token: None,
         token_type: access.map(|_| "Bearer"),

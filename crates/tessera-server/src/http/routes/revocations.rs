@@ -28,19 +28,21 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
+/// `GET /v1/revocations`
 #[utoipa::path(
     get,
     path = "/v1/revocations",
-    operation_id = "revocations",
+    operation_id = "revocation_feed",
     tag = "tokens",
     summary = "The revocation feed (server-sent events)",
-    description = "For services that verify access tokens themselves. A `text/event-stream` that never ends by itself: `reset` (the whole live denylist) or the `revoke`s missed since `Last-Event-ID`, then `ready`, then each `revoke` as it happens and a `heartbeat` every second while this instance's denylist copy is fresh. Event data is one line of JSON; entries are `{kind: sid|jti|sub, value, until}` (`sub` also carries `iat_before`).",
-    params(("Last-Event-ID" = Option<String>, Header, description = "The last event id received, to resume")),
+    description = "For services that verify access tokens themselves: the live denylist (`reset`) or what the consumer missed since `Last-Event-ID` (`revoke` events), then `ready`, then each revocation as it happens and a `heartbeat` every second while this instance's copy is fresh. The stream stays open. Takes one of `verify.keys`; without any configured the feed is disabled (404).",
+    params(("Last-Event-ID" = Option<String>, Header, description = "The last event id received: resume after it")),
     security(("feed_key" = [])),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
-        (status = 401, description = "The service key is missing or wrong"),
-        (status = 404, description = "The feed is disabled (no `verify.keys`, or no denylist in this mode)"),
+        (status = 400, description = "Two `Authorization` headers"),
+        (status = 401, description = "No feed key, or a wrong one"),
+        (status = 404, description = "The feed is disabled (no `verify.keys` set, or session mode)"),
     )
 )]
 pub async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -1,3 +1,4 @@
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -119,9 +120,12 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Respo
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    // A segment that is not UTF-8 after percent-decoding cannot be an id: the same 404
+    // problem as any other unknown id, not axum's plain-text 400.
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = SessionId::parse(&id).ok_or_else(|| ApiError::not_found("no such session"))?;
+    let id =
+        id.ok().and_then(|Path(id)| SessionId::parse(&id)).ok_or_else(|| ApiError::not_found("no such session"))?;
     state.auth.revoke_session(&caller.auth.user_id, &id).await.map_err(|e| match e {
         tessera_core::AuthError::NotFound => ApiError::not_found("no such session"),
         other => other.into(),
