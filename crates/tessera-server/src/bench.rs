@@ -10,6 +10,11 @@
 //! own CPU per request (`INFO cpu`). Each mode is measured twice: `GET /v1/me`, and
 //! `GET /v1/forward-auth` as a trusted proxy asks it (same credential), which should cost no
 //! more.
+//!
+//! `--login-flood` measures something else: the server's memory through a sustained login
+//! flood and the idle minute after it (see [`login_flood`]).
+
+pub mod login_flood;
 
 use std::future::Future;
 use std::net::SocketAddr;

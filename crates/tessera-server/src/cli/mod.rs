@@ -48,6 +48,7 @@ enum Command {
     /// Measure this machine: GET /v1/me per mode against a bare handler, and bytes per session.
     /// With store.postgres_url and store.redis_url set, the distributed backend too (in a
     /// schema and key prefix of its own, removed afterwards) and redis-benchmark GET beside it.
+    /// With --login-flood: the server's memory (RSS) before, during and after a login flood.
     Bench {
         /// Seconds of measurement per server.
         #[arg(long, default_value_t = 5)]
@@ -58,7 +59,27 @@ enum Command {
         /// Interleaved runs per server; medians are reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Instead: flood POST /v1/login on a `tessera serve` child process and report its RSS
+        /// before, at the peak, and every 10 s of the idle minute after; fails when RSS a
+        /// minute after is more than 20% above the pre-flood level.
+        #[arg(long)]
+        login_flood: bool,
+        /// How long the login flood lasts (`300s`, `5m`).
+        #[arg(long, default_value = "300s", value_parser = parse_duration, requires = "login_flood")]
+        duration: std::time::Duration,
+        /// Concurrent connections sending logins.
+        #[arg(long, default_value_t = 32, requires = "login_flood")]
+        concurrency: usize,
+        /// The server executable the login flood measures (default: this one).
+        #[arg(long, hide = true, requires = "login_flood")]
+        server_binary: Option<PathBuf>,
     },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::duration::Duration::parse(s)
+        .map(crate::duration::Duration::as_std)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 300s or 5m"))
 }
 
 /// Log lines go to standard error: readable text (colours only on a terminal) or JSON lines.
@@ -114,7 +135,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions(cmd) => admin::sessions(&config, cmd).await,
         Command::Keys(cmd) => admin::keys(&config, cmd).await,
         Command::Audit(args) => admin::audit(&config, args).await,
-        Command::Bench { seconds, connections, rounds } => {
+        Command::Bench { login_flood: true, duration, concurrency, server_binary, .. } => {
+            let options = crate::bench::login_flood::FloodOptions {
+                duration,
+                concurrency: concurrency.max(1),
+                server: server_binary,
+                ..Default::default()
+            };
+            crate::bench::login_flood::run(options).await
+        }
+        Command::Bench { seconds, connections, rounds, .. } => {
             let options = crate::bench::BenchOptions {
                 duration: std::time::Duration::from_secs(seconds),
                 connections,
