@@ -181,7 +181,8 @@ pub enum ProxyHeader {
     Forwarded,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Its `Debug` shows the store URLs without their passwords.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The embedded store's directory; unused when `postgres_url` and `redis_url` are set.
@@ -208,6 +209,19 @@ impl Default for StoreConfig {
             redis_cluster: false,
             redis_prefix: "tessera".into(),
         }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use tessera_store::distributed::redact_url;
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("postgres_url", &redact_url(&self.postgres_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_cluster", &self.redis_cluster)
+            .field("redis_prefix", &self.redis_prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -784,6 +798,20 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn debug_never_shows_store_passwords() {
+        let store = StoreConfig {
+            postgres_url: "postgres://tessera:pg-secret@db:5432/tessera".into(),
+            redis_url: "redis://:redis-secret@cache:6379,redis://u:other-secret@cache2:6379".into(),
+            ..StoreConfig::default()
+        };
+        let shown = format!("{:?}", Config { store, ..Config::default() });
+        for secret in ["pg-secret", "redis-secret", "other-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://tessera:***@db:5432/tessera"), "{shown}");
+    }
 
     /// Every key of the reference, so generated files reach every field's parser.
     const KEYS: [&str; 37] = [
