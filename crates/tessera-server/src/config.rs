@@ -60,10 +60,25 @@ fn without_source_lines(message: &str) -> String {
     message.lines().filter(|l| !quoted(l)).collect::<Vec<_>>().join("\n")
 }
 
-/// Settings whose environment value is taken as written. figment reads other environment
-/// values as TOML-like values, which would turn an admin key `0123` into the number 123.
-/// `verify.keys` from the environment is a comma-separated list (see [`secret_list`]).
-const RAW_ENV_KEYS: [&str; 4] = ["admin.api_key", "jwt.seal_key", "verify.keys", "metrics.key"];
+/// Settings whose environment value is taken as written: the secrets and every other string.
+/// figment reads other environment values as TOML-like values, which would turn an admin key
+/// `0123` into the number 123 and a Redis prefix `007` into a type error. `verify.keys` from
+/// the environment is a comma-separated list (see [`secret_list`]). A new string setting
+/// belongs here.
+const RAW_ENV_KEYS: [&str; 12] = [
+    "admin.api_key",
+    "jwt.seal_key",
+    "verify.keys",
+    "metrics.key",
+    "store.data_dir",
+    "store.postgres_url",
+    "store.redis_url",
+    "store.redis_prefix",
+    "jwt.issuer",
+    "jwt.audience",
+    "log.level",
+    "pages.title",
+];
 
 /// A secret setting. Written as a TOML string or a bare integer (kept as its digits), never
 /// shown: its `Debug` prints `[redacted]`, and no error message quotes it.
