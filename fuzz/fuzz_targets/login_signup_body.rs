@@ -1,0 +1,48 @@
+//! The JSON bodies of `POST /v1/login` and `POST /v1/accounts`, through the real extractor
+//! (`ApiJson`: content type, axum's JSON rejection, tessera's problem+json mapping), then the
+//! fields through what the handlers do with them before any hashing: username
+//! canonicalisation and password normalisation. Bad input is a 4xx, never a panic or a 5xx.
+#![no_main]
+
+use axum::body::Body;
+use axum::extract::FromRequest as _;
+use axum::http::Request;
+use axum::response::IntoResponse as _;
+use futures_util::FutureExt as _;
+use libfuzzer_sys::fuzz_target;
+use tessera_core::{Password, Username};
+use tessera_server::http::extract::ApiJson;
+use tessera_server::http::routes::accounts::SignUp;
+use tessera_server::http::routes::login::Login;
+
+fn request(path: &str, body: &[u8]) -> Request<Body> {
+    Request::post(path).header("content-type", "application/json").body(Body::from(body.to_vec())).unwrap()
+}
+
+fn check<T: serde::de::DeserializeOwned>(path: &str, data: &[u8]) -> bool {
+    let extracted = ApiJson::<T>::from_request(request(path, data), &()).now_or_never().expect("a full body is ready");
+    match extracted {
+        Ok(_) => true,
+        Err(e) => {
+            let status = e.into_response().status();
+            assert!(status.is_client_error(), "{path}: {status} for a bad body");
+            false
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let login = check::<Login>("/v1/login", data);
+    let signup = check::<SignUp>("/v1/accounts", data);
+    assert_eq!(login, signup, "the two bodies have the same shape");
+    if login {
+        let body: serde_json::Value = serde_json::from_slice(data).expect("an accepted body is JSON");
+        let (Some(username), Some(password)) = (body["username"].as_str(), body["password"].as_str()) else {
+            panic!("an accepted body has a username and a password")
+        };
+        let _ = Username::parse(username);
+        let presented = Password::presented(password.to_owned());
+        let _ = Password::new_choice(password.to_owned());
+        assert_eq!(format!("{presented:?}"), "Password([redacted])");
+    }
+});
