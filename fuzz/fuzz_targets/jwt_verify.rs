@@ -43,7 +43,8 @@ const HS256_SECRET: [u8; 32] = [7; 32];
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     // A fixed `now`: seed claims with iat 1772366400 and exp 300 s later pass.
     let now = OffsetDateTime::from_unix_timestamp(1_772_366_400).unwrap();
-    let set = |key: SigningKey| KeySet::new(vec![(key, now - Duration::hours(1), None)], now, Duration::minutes(6)).unwrap();
+    let set =
+        |key: SigningKey| KeySet::new(vec![(key, now - Duration::hours(1), None)], now, Duration::minutes(6)).unwrap();
     let hs256 = set(SigningKey::from_private(HS256_KID, Alg::HS256, &HS256_SECRET).unwrap());
     let eddsa = set(SigningKey::generate(Alg::EdDSA).unwrap().0);
     let jwks = serde_json::to_vec(&eddsa.jwks()).unwrap();

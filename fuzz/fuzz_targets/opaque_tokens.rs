@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tessera_core::SessionToken;
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::refresh::RefreshToken;
 use tessera_core::secret::{TokenHash, b64, b64_decode_exact};
-use tessera_core::SessionToken;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
