@@ -235,8 +235,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if !content_type::is(req.headers(), content_type::JSON) {
             return Err(ApiError::unsupported_media_type());
         }
-        axum::Json::<T>::from_request(req, state)
+        let body = axum::body::Bytes::from_request(req, state)
             .await
+            .map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))?;
+        // RFC 8259 §8.1: JSON text is UTF-8. serde_json checks the strings it keeps but skips
+        // unknown members unchecked, so without this a body that is not UTF-8 got through.
+        if std::str::from_utf8(&body).is_err() {
+            return Err(ApiError::bad_request("the body is not UTF-8"));
+        }
+        axum::Json::<T>::from_bytes(&body)
             .map(|axum::Json(v)| ApiJson(v))
             .map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))
     }
