@@ -225,7 +225,8 @@ impl FromRequestParts<AppState> for Requested {
     }
 }
 
-/// `axum::Json`, with every rejection turned into a problem+json answer.
+/// `axum::Json` for a JSON object in UTF-8, with every rejection turned into a problem+json
+/// answer.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -242,6 +243,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         // unknown members unchecked, so without this a body that is not UTF-8 got through.
         if std::str::from_utf8(&body).is_err() {
             return Err(ApiError::bad_request("the body is not UTF-8"));
+        }
+        // Every body is an object. serde's derived structs also take an array of the field
+        // values in order (`["alice","secret"]`), a second spelling the API does not document.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
         }
         axum::Json::<T>::from_bytes(&body)
             .map(|axum::Json(v)| ApiJson(v))

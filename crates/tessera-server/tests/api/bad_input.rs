@@ -41,6 +41,19 @@ async fn a_body_that_is_not_utf8_is_400_even_inside_an_unknown_member() {
     }
 }
 
+/// Found by the `login_signup_body` fuzz target: serde's derived structs also read an array
+/// of the field values, so `["alice","secret"]` was a login body.
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_400() {
+    let app = spawn_app().await;
+    app.signup("alice", PASSWORD).await.assert_status(201);
+    for path in ["/v1/accounts", "/v1/login"] {
+        for body in [json!(["alice", PASSWORD]), json!(["bob", PASSWORD])] {
+            app.send(app.post(path).json(&body)).await.assert_problem(400, "invalid-request");
+        }
+    }
+}
+
 #[tokio::test]
 async fn missing_field_is_400() {
     let app = spawn_app().await;
