@@ -185,8 +185,8 @@ fn from_pem(text: &str) -> Result<(Alg, Private), JwtError> {
         "PRIVATE KEY" => from_pkcs8(der),
         "EC PRIVATE KEY" => from_sec1(der),
         "RSA PRIVATE KEY" => {
-            let pair =
-                RsaKeyPair::from_der(der).map_err(|e| refuse(format!("PEM: not a valid RSA PRIVATE KEY ({e})")))?;
+            let pair = RsaKeyPair::from_der(der)
+                .map_err(|e| refuse(format!("PEM: not a valid RSA PRIVATE KEY ({e}){RSA_SIZES}")))?;
             rsa_pkcs8(&pair)
         }
         "ENCRYPTED PRIVATE KEY" => Err(refuse(
@@ -201,6 +201,10 @@ fn from_pem(text: &str) -> Result<(Alg, Private), JwtError> {
         other => Err(refuse(format!("PEM: a '{other}' block is not a private key tessera can import"))),
     }
 }
+
+/// Said whenever aws-lc-rs refuses an RSA key, which it does for sizes it does not support
+/// before tessera's own size check could run.
+const RSA_SIZES: &str = "; RS256 keys have 2048 to 8192 bits";
 
 // DER of the object identifiers that name key types and curves.
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
@@ -256,7 +260,8 @@ fn from_pkcs8(der: &[u8]) -> Result<(Alg, Private), JwtError> {
         }
         OID_EC_PUBLIC_KEY => Err(wrong_curve(curve_name(curve))),
         OID_RSA => {
-            let pair = RsaKeyPair::from_pkcs8(der).map_err(invalid)?;
+            let pair =
+                RsaKeyPair::from_pkcs8(der).map_err(|e| refuse(format!("not a valid RSA key ({e}){RSA_SIZES}")))?;
             rsa_pkcs8(&pair)
         }
         OID_RSA_PSS => Err(refuse("an RSASSA-PSS key: tessera signs RS256 (PKCS#1 v1.5) with an rsaEncryption key")),
@@ -295,7 +300,7 @@ fn es256_pkcs8(pair: &EcdsaKeyPair) -> Result<(Alg, Private), JwtError> {
 fn rsa_pkcs8(pair: &RsaKeyPair) -> Result<(Alg, Private), JwtError> {
     if pair.public_modulus_len() < 256 {
         return Err(refuse(format!(
-            "an RSA key of {} bits: RS256 keys must have at least 2048",
+            "an RSA key of {} bits: RS256 keys have 2048 to 8192 bits",
             pair.public_modulus_len() * 8
         )));
     }
@@ -453,7 +458,7 @@ fn from_jwk(mut jwk: Jwk) -> Result<(Alg, Private, Option<String>), JwtError> {
                 qInv: private_member(&jwk.qi, "qi")?,
             };
             let pair = RsaKeyPair::from_components(&components)
-                .map_err(|e| refuse(format!("JWK: the RSA members are not one valid key ({e})")))?;
+                .map_err(|e| refuse(format!("JWK: the RSA members are not one valid key ({e}){RSA_SIZES}")))?;
             rsa_pkcs8(&pair)?
         }
         ("oct", _) => {
