@@ -523,6 +523,17 @@ mod tests {
         }
     }
 
+    /// RFC 7468 §5.2: text around the block is allowed; Windows line ends and a byte-order
+    /// mark are what editors and `Out-File` leave behind.
+    #[test]
+    fn pem_tolerates_surrounding_text_crlf_and_a_bom() {
+        let (key, private) = SigningKey::generate(Alg::ES256).unwrap();
+        let text = format!("\u{feff}Key for tessera\r\n{}", pem("PRIVATE KEY", &private).replace('\n', "\r\n"));
+        let imported = import_private_key(text.as_bytes()).unwrap();
+        let again = SigningKey::from_private(key.kid(), Alg::ES256, imported.private()).unwrap();
+        assert_eq!(again.public_jwk(), key.public_jwk());
+    }
+
     /// RFC 7638 §3.1's example key and thumbprint.
     #[test]
     fn thumbprint_matches_rfc_7638() {

@@ -210,6 +210,18 @@ async fn the_default_kid_is_the_rfc_7638_thumbprint_and_kid_chooses_another() {
     let other = TestKey::generate("EdDSA");
     let out = import_stdin(&app, &other.pkcs8_pem(), &["--kid", "2026-11_ops-key"]).await;
     assert_eq!(imported_kid(&out), "2026-11_ops-key");
+
+    // Each import is in the audit trail as a key rotation that says it was an import.
+    let imports: Vec<String> = app
+        .recent_audit(20)
+        .await
+        .into_iter()
+        .filter(|r| r.kind == "key_rotated")
+        .filter_map(|r| r.detail)
+        .filter(|d| d.contains("imported"))
+        .collect();
+    assert_eq!(imports.len(), 2, "{imports:?}");
+    assert!(imports.iter().any(|d| d.starts_with(&format!("{thumbprint} imported"))), "{imports:?}");
 }
 
 /// `openssl` writes keys the way operators have them: `ecparam -genkey` puts an
