@@ -38,7 +38,8 @@
 //!    integer times, ids in their 22-character form, `aud` a single string. serde_json refuses
 //!    nesting deeper than 127 levels, so hostile nesting is an error, not a stack overflow.
 //! 9. **Time** — against the `now` argument (tessera's clock, which tests move): refused at or
-//!    after `exp + leeway` (RFC 7519 §4.1.4), when `iat` is more than `leeway` ahead, and when
+//!    after `exp` (RFC 7519 §4.1.4; the leeway never extends a lifetime tessera decided), when
+//!    `iat` is more than `leeway` ahead, and when
 //!    `exp` is more than [`MAX_ACCESS_TTL`] (a day, the longest `jwt.access_ttl`) after `iat`:
 //!    a holder of the signing key still cannot mint a token that outlives any tessera issues.
 //!

@@ -176,11 +176,12 @@ fn verify_with<'k>(
     if claims.aud != settings.audience {
         return Err(JwtError::WrongAudience);
     }
-    // 9. Time, against `now` with the configured leeway (RFC 7519 §4.1.4: reject at or after
-    //    `exp`). A token issued in the future beyond the leeway was not issued by a sane clock.
+    // 9. Time, against `now` (RFC 7519 §4.1.4: reject at or after `exp`). `exp` is a lifetime
+    //    tessera decided, so the leeway never lengthens it; it only tolerates a signer's clock
+    //    running ahead: a token issued further in the future was not issued by a sane clock.
     let now = now.unix_timestamp();
     let leeway = settings.leeway.whole_seconds().max(0);
-    if now >= claims.exp.saturating_add(leeway) {
+    if now >= claims.exp {
         return Err(JwtError::Expired);
     }
     if claims.iat > now.saturating_add(leeway) {

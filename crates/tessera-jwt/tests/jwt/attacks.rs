@@ -396,17 +396,19 @@ fn expired_token_is_rejected() {
     assert!(matches!(refused(f.verify_at(&token, NOW + Duration::days(400))), JwtError::Expired));
 }
 
+/// The leeway tolerates a signer's clock running ahead (`iat`), never lengthens `exp`: the
+/// lifetime is what tessera decided, and a token is refused from its `exp` on.
 #[test]
-fn token_within_leeway_is_accepted() {
+fn the_leeway_never_extends_exp() {
     let f = Fixture::new(Alg::EdDSA);
     let mut claims = f.claims();
     claims.iat = unix(NOW - ttl());
     claims.exp = unix(NOW);
     let token = f.token_with(&claims);
     assert!(f.verify_at(&token, NOW - Duration::seconds(1)).is_ok());
-    assert!(f.verify_at(&token, NOW + leeway() - Duration::seconds(1)).is_ok());
-    assert!(f.verify_at(&token, NOW + leeway() - Duration::milliseconds(1)).is_ok());
-    assert!(matches!(refused(f.verify_at(&token, NOW + leeway())), JwtError::Expired));
+    assert!(f.verify_at(&token, NOW - Duration::milliseconds(1)).is_ok());
+    assert!(matches!(refused(f.verify_at(&token, NOW)), JwtError::Expired));
+    assert!(matches!(refused(f.verify_at(&token, NOW + leeway() - Duration::seconds(1))), JwtError::Expired));
 }
 
 /// jsonwebtoken checks `exp` against `SystemTime::now()`; tessera must decide with its clock.
