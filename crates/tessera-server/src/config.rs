@@ -65,7 +65,7 @@ fn without_source_lines(message: &str) -> String {
 /// `0123` into the number 123 and a Redis prefix `007` into a type error. `verify.keys` from
 /// the environment is a comma-separated list (see [`secret_list`]). A new string setting
 /// belongs here.
-const RAW_ENV_KEYS: [&str; 12] = [
+const RAW_ENV_KEYS: [&str; 15] = [
     "admin.api_key",
     "jwt.seal_key",
     "verify.keys",
@@ -74,6 +74,9 @@ const RAW_ENV_KEYS: [&str; 12] = [
     "store.postgres_url",
     "store.redis_url",
     "store.redis_prefix",
+    "store.redis_ca_file",
+    "store.redis_client_cert_file",
+    "store.redis_client_key_file",
     "jwt.issuer",
     "jwt.audience",
     "log.level",
