@@ -6,7 +6,9 @@
 //! the server's certificate must chain to the configured CA (not the system's store, not any
 //! other CA) and name the host tessera dialled. Every failure stops start-up at once with a
 //! message naming the store and TLS — a refusal, never a hang — and a plain `redis://` URL
-//! aimed at a TLS port says that TLS may be what is missing.
+//! aimed at a TLS port says that TLS may be what is missing. Servers that demand a client
+//! certificate get tessera's (the Redis settings, PostgreSQL's `sslcert`/`sslkey`), and turn
+//! tessera away without one.
 
 use std::path::Path;
 use std::time::Duration;
@@ -165,6 +167,27 @@ async fn postgres_with_a_certificate_from_another_ca_or_name_refuses_to_start() 
     let (log, took) = Deployment::new(&backend, "session").serve_refused().await;
     assert_mentions(&log, &["PostgreSQL at postgres://postgres@127.0.0.2", "TLS", "certificate"], "another name");
     assert!(took < REFUSAL_BOUND, "the refusal took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_demanding_a_client_certificate_takes_sslcert_and_sslkey_from_the_url() {
+    let pki = TestPki::create().await;
+    let postgres = PrivatePostgres::start_tls_demanding_client_certs(&pki).await;
+    let redis = RedisServer::start().await;
+    let verified = postgres_url(&postgres, "127.0.0.1", "verify-full", &pki.ca());
+
+    let backend = Backend::standalone(verified.clone(), redis.url(), unique_name());
+    let (log, took) = Deployment::new(&backend, "session").serve_refused().await;
+    assert_mentions(&log, &["PostgreSQL at postgres://", "store.postgres_url", "valid client certificate"], "none");
+    assert!(took < REFUSAL_BOUND, "the refusal took {took:?}");
+
+    let with_client_cert =
+        format!("{verified}&sslcert={}&sslkey={}", pki.client_cert().display(), pki.client_key().display());
+    let backend = Backend::standalone(with_client_cert, redis.url(), unique_name());
+    let app = Deployment::new(&backend, "session").start("P").await;
+    app.signup_ok("alice").await;
+    let session = app.login_session("alice").await;
+    app.me(&session).await.assert_status(200, "/v1/me with a client certificate for PostgreSQL");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
