@@ -196,14 +196,16 @@ impl RedisCluster {
             let node = Process::spawn(&format!("redis-server cluster node :{port}"), cmd);
             nodes.push(wait_until_serving(node, port, cli_tls).await);
         }
-        let mut create = Command::new("redis-cli");
-        create.args(cli_tls).arg("--cluster").arg("create");
+        // Bounded: nodes that cannot reach each other's bus leave it waiting for ever.
+        let mut create = Command::new("timeout");
+        create.args(["60", "redis-cli"]).args(cli_tls).arg("--cluster").arg("create");
         create.args(ports.iter().map(|p| format!("127.0.0.1:{p}")));
         create.args(["--cluster-replicas", "0", "--cluster-yes"]);
         let output = run(create).await;
         assert!(
             output.status.success(),
-            "redis-cli --cluster create failed:\n{}{}",
+            "redis-cli --cluster create failed ({}):\n{}{}",
+            output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
