@@ -15,6 +15,7 @@ use tessera_core::store::Store;
 use tessera_core::throttle::ThrottlePolicy;
 use tessera_core::username::Confusables;
 use tessera_core::{Auth, Clock, Mode, PasswordHasher, Policy, SessionPolicy};
+use tessera_store::redis::RedisTls;
 use tessera_store::{DistributedStore, RedisSettings, SqliteStore};
 use tokio::net::TcpListener;
 
@@ -225,6 +226,11 @@ impl Backend {
                 url: config.store.redis_url.clone(),
                 cluster: config.store.redis_cluster,
                 prefix: config.store.redis_prefix.clone(),
+                tls: RedisTls {
+                    ca_file: config.store.redis_ca_file.clone(),
+                    client_cert_file: config.store.redis_client_cert_file.clone(),
+                    client_key_file: config.store.redis_client_key_file.clone(),
+                },
             };
             let store = DistributedStore::connect(&config.store.postgres_url, &redis)
                 .await

@@ -26,3 +26,4 @@ mod redis_outage;
 mod revocation_feed;
 mod revocation_outage;
 mod subscription_loss;
+mod tls;

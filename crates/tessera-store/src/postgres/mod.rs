@@ -63,11 +63,18 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|e| match db_err(e) {
-                StoreError::Unavailable(msg) => {
-                    StoreError::Unavailable(format!("no PostgreSQL connection within {ACQUIRE_TIMEOUT:?}: {msg}"))
+            .map_err(|e| {
+                let tls = is_tls_failure(&e);
+                match db_err(e) {
+                    // A failed handshake fails at once: say what to check, not how long it took.
+                    StoreError::Unavailable(msg) if tls => StoreError::Unavailable(format!(
+                        "TLS connection failed — check sslmode, sslrootcert and the server's certificate: {msg}"
+                    )),
+                    StoreError::Unavailable(msg) => {
+                        StoreError::Unavailable(format!("no PostgreSQL connection within {ACQUIRE_TIMEOUT:?}: {msg}"))
+                    }
+                    other => other,
                 }
-                other => other,
             })?;
         let store = Self { pool };
         store.migrate().await?;
@@ -120,6 +127,16 @@ fn db_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// A TLS failure: sqlx's own (a server without TLS under `sslmode=require`), or rustls's
+/// verdict on the handshake (an unknown CA, a wrong name), which sqlx passes on as I/O.
+fn is_tls_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
     }
 }
 
