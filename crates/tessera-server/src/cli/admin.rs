@@ -196,7 +196,9 @@ pub async fn audit(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
             } else {
                 let who = r.username.clone().or_else(|| r.user_id.map(|u| u.to_string())).unwrap_or_else(|| "-".into());
                 let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                println!("{}\t{}\t{}\t{}\t{}", fmt(r.at), r.kind, who, dash(&r.ip), dash(&r.detail));
+                // Folded repeats: `×N` and the time of the last one.
+                let count = if r.count > 1 { format!("×{} until {}", r.count, fmt(r.last_at)) } else { "-".into() };
+                println!("{}\t{}\t{}\t{}\t{}\t{}", fmt(r.at), r.kind, who, dash(&r.ip), dash(&r.detail), count);
             }
         }
         Ok(())
