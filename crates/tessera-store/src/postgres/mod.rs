@@ -16,8 +16,9 @@ mod keys;
 
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 use tessera_core::store::StoreError;
 
 use crate::sql::{impl_account_store, impl_audit_store};
@@ -57,6 +58,17 @@ impl PgStore {
         if !url.contains("statement_timeout") {
             options = options.options([("statement_timeout", "5s")]);
         }
+        // One connection first, on its own: the pool would report any failure to connect as a
+        // bare timeout, and the operator needs the cause (refused, no such database, password).
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(with_hint(db_err(e))),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!("no answer within {ACQUIRE_TIMEOUT:?}")));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
@@ -85,7 +97,7 @@ impl PgStore {
             // every instance, forever; closing it ends the session and frees the lock.
             conn.close_on_drop();
         }
-        result.map_err(migrate_err)
+        result.map_err(|e| with_hint(migrate_err(e)))
     }
 
     /// Succeeds when PostgreSQL answers; part of `/readyz`.
@@ -111,8 +123,9 @@ fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::Database(db) if db.code().is_some_and(|code| is_transient_sqlstate(&code)) => {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(describe(db.as_ref()))
         }
+        sqlx::Error::Database(db) => StoreError::Other(describe(db.as_ref())),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
@@ -120,6 +133,45 @@ fn db_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// What PostgreSQL said, in its words: the message, its detail and hint, and the SQLSTATE —
+/// not the position in the server's source that sqlx appends (`at line 948`).
+fn describe(db: &(dyn sqlx::error::DatabaseError + 'static)) -> String {
+    let mut text = db.message().to_owned();
+    if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+        for extra in [pg.detail(), pg.hint()].into_iter().flatten() {
+            text.push_str(". ");
+            text.push_str(extra);
+        }
+    }
+    if let Some(code) = db.code() {
+        text.push_str(&format!(" (SQLSTATE {code})"));
+    }
+    text
+}
+
+/// A start-up failure with what to do about the common ones: tessera creates its tables, but
+/// not the database, the schema or the role.
+fn with_hint(e: StoreError) -> StoreError {
+    let hint = |m: &str| {
+        if m.contains("SQLSTATE 3D000") {
+            Some("create the database first (createdb -O <user> <database>)")
+        } else if m.contains("SQLSTATE 3F000") {
+            Some("the schema named by options[search_path] in the URL must exist first (CREATE SCHEMA <name>)")
+        } else if m.contains("SQLSTATE 28P01") || m.contains("SQLSTATE 28000") {
+            Some("check the user and password in store.postgres_url")
+        } else {
+            None
+        }
+    };
+    match e {
+        StoreError::Other(m) => match hint(&m) {
+            Some(h) => StoreError::Other(format!("{m}: {h}")),
+            None => StoreError::Other(m),
+        },
+        other => other,
     }
 }
 
