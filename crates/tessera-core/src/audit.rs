@@ -151,3 +151,49 @@ impl AuditEvent {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttled(unix: i64) -> AuditEvent {
+        AuditEvent::new(OffsetDateTime::from_unix_timestamp(unix).unwrap(), AuditKind::LoginThrottled)
+            .username("alice")
+            .ip(Some("192.0.2.7".into()))
+    }
+
+    #[test]
+    fn identical_events_in_one_window_share_a_fold_key() {
+        assert_eq!(throttled(1_700_000_040).fold_key(), throttled(1_700_000_099).fold_key());
+        assert!(throttled(0).fold_key().is_some());
+    }
+
+    #[test]
+    fn another_window_or_field_is_another_fold_key() {
+        let key = throttled(1_700_000_040).fold_key();
+        assert_ne!(key, throttled(1_700_000_039).fold_key(), "the window before");
+        assert_ne!(key, throttled(1_700_000_100).fold_key(), "the window after");
+        assert_ne!(key, throttled(1_700_000_040).ip(Some("192.0.2.8".into())).fold_key());
+        assert_ne!(key, throttled(1_700_000_040).ip(None).fold_key());
+        assert_ne!(key, throttled(1_700_000_040).detail("").fold_key(), "an empty detail is not none");
+        let mut failed = throttled(1_700_000_040);
+        failed.kind = AuditKind::LoginFailed;
+        assert_ne!(key, failed.fold_key());
+    }
+
+    #[test]
+    fn only_kinds_an_outsider_repeats_fold() {
+        let folding: Vec<&str> = AuditKind::ALL.iter().filter(|k| k.folds()).map(|k| k.as_str()).collect();
+        assert_eq!(folding, ["login_failed", "login_throttled", "token_revoked", "admin_key_refused"]);
+        let at = OffsetDateTime::from_unix_timestamp(0).unwrap();
+        assert_eq!(AuditEvent::new(at, AuditKind::LoginSucceeded).fold_key(), None);
+    }
+
+    #[test]
+    fn every_kind_is_listed_and_parses_back() {
+        for kind in AuditKind::ALL {
+            assert_eq!(AuditKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(AuditKind::parse("admin_key_refused"), Some(AuditKind::AdminKeyRefused));
+    }
+}

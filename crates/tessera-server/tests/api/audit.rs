@@ -248,6 +248,35 @@ mod on_query {
     }
 
     #[tokio::test]
+    async fn tessera_audit_prune_deletes_what_is_older_than_before_or_the_retention() {
+        let app = spawn().await;
+        app.create_user("alice").await;
+        app.advance(Duration::hours(2));
+        let bob = app.create_user("bob").await;
+        let cwd = tempfile::tempdir().expect("temp dir");
+        let run = |args: &[&str]| {
+            let mut cmd = app.tessera_cmd(cwd.path());
+            cmd.arg("audit").args(args);
+            crate::helpers::run_cmd(cmd, None, std::time::Duration::from_secs(30))
+        };
+        // The default is audit.retention (90 days) before now: nothing that old.
+        let out = run(&["prune"]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("deleted 0 "));
+        let hour_ago = (app.now() - Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+        let out = run(&["prune", "--before", &hour_ago]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("deleted 1 audit record(s)"), "{text}");
+        let all = audit(&app, "").await;
+        assert_eq!(events(&all), ["account_created"], "{all}");
+        assert_eq!(all["events"][0]["user_id"], bob["id"], "{all}");
+        let out = run(&["prune", "--before", "last tuesday"]).await;
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--before"));
+    }
+
+    #[tokio::test]
     async fn pages_follow_the_cursor_to_the_end() {
         let app = spawn().await;
         for name in ["user1", "user2", "user3", "user4", "user5"] {
