@@ -149,6 +149,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub cookie: CookieConfig,
     pub admin: AdminConfig,
+    pub audit: AuditConfig,
     pub pages: PagesConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -443,6 +444,21 @@ pub struct AdminConfig {
     pub api_key: Secret,
 }
 
+/// The stored audit trail (`tessera audit`, `GET /v1/admin/audit`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How long a record is kept after its last event; older ones are deleted in the
+    /// background.
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention: Duration::days(90) }
+    }
+}
+
 /// How log lines are written (to standard error).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -654,6 +670,7 @@ impl Config {
         positive("server.request_timeout", self.server.request_timeout)?;
         positive("server.header_timeout", self.server.header_timeout)?;
         positive("revocation.max_staleness", self.revocation.max_staleness)?;
+        positive("audit.retention", self.audit.retention)?;
         if self.trusted_proxies()?.iter().any(|net| net.prefix_len() == 0) {
             return Err(invalid(
                 "server.trusted_proxies",
@@ -710,6 +727,7 @@ impl Config {
             "refresh.ttl" => self.refresh.ttl,
             "refresh.reuse_grace" => self.refresh.reuse_grace,
             "revocation.max_staleness" => self.revocation.max_staleness,
+            "audit.retention" => self.audit.retention,
             _ => Duration::secs(0),
         }
     }
@@ -831,7 +849,7 @@ impl Config {
 
 /// The largest value of every duration setting. Beyond them the date arithmetic of a login
 /// would overflow (`3000000d` made every login a 500), and long before that a value is a typo.
-const DURATION_LIMITS: [(&str, Duration, &str); 10] = [
+const DURATION_LIMITS: [(&str, Duration, &str); 11] = [
     ("server.request_timeout", Duration::secs(3600), "1h"),
     ("server.header_timeout", Duration::secs(3600), "1h"),
     ("session.idle_timeout", Duration::days(3650), "3650d"),
@@ -842,6 +860,7 @@ const DURATION_LIMITS: [(&str, Duration, &str); 10] = [
     ("refresh.ttl", Duration::days(3650), "3650d"),
     ("refresh.reuse_grace", Duration::secs(3600), "1h"),
     ("revocation.max_staleness", Duration::secs(3600), "1h"),
+    ("audit.retention", Duration::days(3650), "3650d"),
 ];
 
 /// Below this an admin key is worth a warning.
@@ -881,7 +900,7 @@ mod tests {
     }
 
     /// Every key of the reference, so generated files reach every field's parser.
-    const KEYS: [&str; 40] = [
+    const KEYS: [&str; 41] = [
         "server.listen",
         "server.trusted_proxies",
         "server.proxy_header",
@@ -919,6 +938,7 @@ mod tests {
         "cookie.secure",
         "cookie.same_site",
         "admin.api_key",
+        "audit.retention",
         "pages.enabled",
         "pages.title",
         "verify.keys",

@@ -211,7 +211,10 @@ pub async fn sessions(config: &Config, cmd: SessionsCommand) -> anyhow::Result<(
 
 /// `tessera audit`: the newest audit records first.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    action: Option<AuditAction>,
     /// Only events of this user (by username; also events recorded under the name typed at a
     /// failed login).
     #[arg(long)]
@@ -230,9 +233,39 @@ pub struct AuditArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Delete the records whose last event is older than audit.retention now (a running
+    /// server does this by itself), or than --before.
+    Prune {
+        /// An RFC 3339 time (2026-11-29T10:00:00Z) or a duration ago (30d) instead of
+        /// audit.retention.
+        #[arg(long)]
+        before: Option<String>,
+    },
+}
+
 pub async fn audit(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
     use crate::audit::{Filters, parse_event, parse_limit, parse_since, parse_user, query, record_json};
     let (auth, store) = open_auth(config, Arc::new(SystemClock)).await?;
+    if let Some(AuditAction::Prune { before }) = args.action {
+        let result = async {
+            let cutoff = match before {
+                Some(b) => parse_since(&b, auth.now()).context("--before")?,
+                None => auth
+                    .now()
+                    .checked_sub(config.audit.retention.as_time())
+                    .context("audit.retention reaches before the start of time")?,
+            };
+            let deleted = store.prune_audit(cutoff).await?;
+            let cutoff = cutoff.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            println!("deleted {deleted} audit record(s) whose last event is before {cutoff}");
+            Ok(())
+        }
+        .await;
+        store.close().await;
+        return result;
+    }
     let result = async {
         let filters = Filters {
             user: args.user.as_deref().map(parse_user).transpose().context("--user")?,
@@ -250,7 +283,9 @@ pub async fn audit(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
             } else {
                 let who = r.username.clone().or_else(|| r.user_id.map(|u| u.to_string())).unwrap_or_else(|| "-".into());
                 let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                println!("{}\t{}\t{}\t{}\t{}", fmt(r.at), r.kind, who, dash(&r.ip), dash(&r.detail));
+                // Folded repeats: `×N` and the time of the last one.
+                let count = if r.count > 1 { format!("×{} until {}", r.count, fmt(r.last_at)) } else { "-".into() };
+                println!("{}\t{}\t{}\t{}\t{}\t{}", fmt(r.at), r.kind, who, dash(&r.ip), dash(&r.detail), count);
             }
         }
         Ok(())

@@ -34,6 +34,7 @@ mod readme;
 mod response_headers;
 mod restart;
 mod route_fuzz;
+mod store_errors;
 mod throttle;
 mod throttle_beyond_login;
 mod timeouts;
