@@ -130,19 +130,22 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// KEYS: session, index. ARGV: session id. Returns 1 if the session existed.
+/// KEYS: session, index. ARGV: session id. Returns the session's value if it existed (the
+/// distributed store records until when the ended session could have been used).
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local n = redis.call('DEL', KEYS[1])
+        local v = redis.call('GET', KEYS[1])
+        redis.call('DEL', KEYS[1])
         redis.call('ZREM', KEYS[2], ARGV[1])
-        return n
+        return v
         ",
     )
 });
 
 /// KEYS: index, then the declared sessions. ARGV: the id to keep (or ''), then the declared
-/// ids. Returns the ids deleted, or nil when the index names an undeclared session.
+/// ids. Returns id, value of each session deleted, or nil when the index names an undeclared
+/// session.
 static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DECLARED}
@@ -154,7 +157,12 @@ static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
         local deleted = {{}}
         for _, id in ipairs(ids) do
             if id ~= ARGV[1] then
-                if redis.call('DEL', keys[id]) == 1 then table.insert(deleted, id) end
+                local v = redis.call('GET', keys[id])
+                if v then
+                    redis.call('DEL', keys[id])
+                    table.insert(deleted, id)
+                    table.insert(deleted, v)
+                end
                 redis.call('ZREM', KEYS[1], id)
             end
         end
@@ -322,32 +330,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_session(&self, user: &UserId, id: &SessionId) -> Result<bool, StoreError> {
-        let deleted: i64 = DELETE
-            .key(self.keys().session(user, id))
-            .key(self.keys().session_index(user))
-            .arg(id.to_string())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        Ok(deleted == 1)
+        Ok(self.end_session(user, id).await?.is_some())
     }
 
     async fn delete_sessions_of(&self, user: &UserId, keep: Option<&SessionId>) -> Result<Vec<SessionId>, StoreError> {
-        let keep = keep.map(ToString::to_string).unwrap_or_default();
-        for _ in 0..DECLARE_ATTEMPTS {
-            let declared = self.index(user).await?;
-            let mut invocation = DELETE_ALL.prepare_invoke();
-            invocation.key(self.keys().session_index(user)).arg(&keep);
-            for id in declared.iter().filter(|id| **id != keep) {
-                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
-            }
-            let deleted: Option<Vec<Option<Vec<u8>>>> =
-                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
-            if let Some(deleted) = deleted {
-                return deleted.into_iter().map(session_id).collect();
-            }
-        }
-        Err(busy_index())
+        Ok(self.end_sessions_of(user, keep).await?.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn rotate_refresh(
@@ -378,6 +365,50 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
+    /// [`SessionStore::delete_session`], answering until when the deleted session could have
+    /// been used (its absolute end), or `None` when there was no such session.
+    pub async fn end_session(&self, user: &UserId, id: &SessionId) -> Result<Option<OffsetDateTime>, StoreError> {
+        let value: Option<Vec<u8>> = DELETE
+            .key(self.keys().session(user, id))
+            .key(self.keys().session_index(user))
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(value.map(|v| usable_until(*user, *id, &v)))
+    }
+
+    /// [`SessionStore::delete_sessions_of`], answering each deleted session with until when it
+    /// could have been used.
+    pub async fn end_sessions_of(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+    ) -> Result<Vec<(SessionId, OffsetDateTime)>, StoreError> {
+        let keep = keep.map(ToString::to_string).unwrap_or_default();
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = self.index(user).await?;
+            let mut invocation = DELETE_ALL.prepare_invoke();
+            invocation.key(self.keys().session_index(user)).arg(&keep);
+            for id in declared.iter().filter(|id| **id != keep) {
+                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
+            }
+            let deleted: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if let Some(deleted) = deleted {
+                let mut ended = Vec::with_capacity(deleted.len() / 2);
+                let mut rows = deleted.into_iter();
+                while let Some(id) = rows.next() {
+                    let id = session_id(id)?;
+                    let value = rows.next().flatten().ok_or_else(|| corrupt("session listing"))?;
+                    ended.push((id, usable_until(*user, id, &value)));
+                }
+                return Ok(ended);
+            }
+        }
+        Err(busy_index())
+    }
+
     /// The ids in `user`'s session index, oldest first: what a script is told to declare.
     async fn index(&self, user: &UserId) -> Result<Vec<String>, StoreError> {
         redis::cmd("ZRANGE")
@@ -388,6 +419,18 @@ impl RedisStore {
             .await
             .map_err(redis_err)
     }
+}
+
+/// Until when a session (as stored) could be used: its absolute end. A value that does not
+/// decode (it would fail every read anyway) counts as usable for as long as any session could.
+fn usable_until(user: UserId, id: SessionId, value: &[u8]) -> OffsetDateTime {
+    decode(user, id, value).map_or_else(
+        |e| {
+            tracing::warn!(error = %e, "deleted a session whose value does not decode");
+            OffsetDateTime::now_utc() + time::Duration::days(366)
+        },
+        |s| s.expires_at,
+    )
 }
 
 /// Sessions kept appearing between reading the index and running the script: this user is
