@@ -41,6 +41,15 @@ impl Schema {
         Schema { name: name.to_owned() }
     }
 
+    /// The value of one SQL query run in this schema (`psql -At`), trimmed.
+    pub async fn query_value(&self, sql: &str) -> String {
+        let mut cmd = psql_command(&server_url(), &format!("SET search_path TO {}; {sql}", self.name));
+        cmd.arg("-At");
+        let output = run_psql(cmd).await;
+        assert!(output.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr).trim());
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
     /// A URL whose connections work in this schema (sqlx's `options[search_path]`).
     pub fn url(&self) -> String {
         let url = server_url();
