@@ -62,7 +62,7 @@ const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 const PRUNE_MARGIN: Duration = Duration::minutes(5);
 /// How long a revocation waits for PostgreSQL before its record is left to the background
 /// retry (the revocation itself already stands in Redis).
-const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Session deletions replayed at once, and denylist entries per write.
 const REPLAY_CONCURRENCY: usize = 32;
 const REPLAY_DENY_BATCH: usize = 500;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use crate::harness::postgres::Schema;
+use crate::harness::postgres::{PrivatePostgres, Schema};
 use crate::harness::redis::RedisServer;
 use crate::harness::tessera::{ADMIN_KEY, Api, Backend, Deployment, Instance, TokenPair};
 use crate::harness::{PASSWORD, eventually, unique_name};
@@ -299,4 +299,44 @@ async fn logout_everywhere_and_a_password_change_survive_redis_restarting_from_a
         app.me(&bob.access).await.assert_status(200, "another user's access token");
     }
     a.refresh_ok(&bob.refresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_while_postgres_is_down_is_recorded_once_it_is_back_and_then_survives_a_rollback() {
+    let mut postgres = PrivatePostgres::start().await;
+    let mut redis = RedisServer::start().await;
+    let backend = Backend::standalone(postgres.url(), redis.url(), unique_name());
+    let deployment = Deployment::new(&backend, "session");
+    let fleet = deployment.start_many(&["A", "B"]).await;
+    let (a, b) = (&fleet[0], &fleet[1]);
+    a.signup_ok("alice").await;
+    let gone = a.login_session("alice").await;
+    let kept = a.login_session("alice").await;
+    let snapshot = redis.snapshot().await;
+    let rows = "SELECT count(*) FROM revocations WHERE kind = 'session'";
+
+    postgres.stop().await;
+    let started = Instant::now();
+    a.logout(&gone).await.assert_status(204, "logout while PostgreSQL is down");
+    eprintln!("logout with PostgreSQL down answered in {:?}", started.elapsed());
+    for app in [a, b] {
+        app.me(&gone).await.assert_status(401, "a session logged out while PostgreSQL is down");
+    }
+
+    postgres.restart().await;
+    let (_, took) = eventually(
+        "the logout made while PostgreSQL was down is recorded once it is back",
+        RECOVERY_BOUND,
+        Duration::from_millis(50),
+        || async { (postgres.query_value(rows).await == "1").then_some(()) },
+    )
+    .await;
+    eprintln!("the logout was recorded {took:?} after PostgreSQL came back");
+
+    let probes = [Probe::Me("session logged out while PostgreSQL was down", gone)];
+    roll_back("logout during a PostgreSQL outage", &mut redis, &snapshot, &[a, b], &probes).await;
+    for app in [a, b] {
+        ready(app).await;
+        app.me(&kept).await.assert_status(200, "a session nobody ended");
+    }
 }
