@@ -315,6 +315,20 @@ fn route_label(template: &str) -> &'static str {
 }
 
 /// `GET /metrics`
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "The series in the OpenMetrics text format, for a Prometheus scrape. Routed only when `metrics.access` is `open` or `key`; with `key` it takes the metrics key (`metrics.key`) as a bearer token.",
+    security((), ("metrics_key" = [])),
+    responses(
+        (status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 400, description = "Two `Authorization` headers"),
+        (status = 401, description = "`metrics.access = \"key\"` and no key, or a wrong one"),
+    )
+)]
 pub async fn scrape(State(state): State<crate::http::state::AppState>, headers: axum::http::HeaderMap) -> Response {
     use crate::http::extract::{authorization, bearer_token};
     use crate::http::problem::ApiError;

@@ -66,11 +66,15 @@ pub const ROUTES: [&str; 28] = [
 
 /// Every route, and the OpenAPI document that describes them, from one definition: each
 /// handler carries its `#[utoipa::path]`, and `routes!` routes it where that says. `pages`
-/// (when given) adds tessera's own web pages. The router still wants its state.
-pub fn api(pages: Option<pages::Pages>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// (when given) adds tessera's own web pages, `metrics` the Prometheus scrape endpoint. The
+/// router still wants its state.
+pub fn api(pages: Option<pages::Pages>, metrics: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::*;
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(pages::routes(pages))
+    let mut api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
+    if metrics {
+        api = api.routes(routes!(crate::metrics::scrape));
+    }
+    api.merge(pages::routes(pages))
         .routes(routes!(accounts::sign_up))
         .routes(routes!(login::login))
         .routes(routes!(sessions::me))
@@ -95,13 +99,9 @@ pub fn api(pages: Option<pages::Pages>) -> (Router<AppState>, utoipa::openapi::O
 
 /// The whole application; `pages` (when given) adds tessera's own web pages.
 pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> Router {
-    let (mut routes, doc) = api(pages);
-    let doc = openapi::Serialized::new(&openapi::finish(doc, &state.cookies));
-    // Prometheus text for operators, not part of the JSON API the document describes.
     let metrics = state.metrics.clone();
-    if metrics.is_some() {
-        routes = routes.route("/metrics", axum::routing::get(crate::metrics::scrape));
-    }
+    let (routes, doc) = api(pages, metrics.is_some());
+    let doc = openapi::Serialized::new(&openapi::finish(doc, &state.cookies));
     routes
         .fallback(|| async { ApiError::not_found("no such path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

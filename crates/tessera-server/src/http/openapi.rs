@@ -53,6 +53,7 @@ pub mod scheme {
     pub const CSRF: &str = "csrf_token";
     pub const ADMIN_KEY: &str = "admin_key";
     pub const FEED_KEY: &str = "feed_key";
+    pub const METRICS_KEY: &str = "metrics_key";
 }
 
 #[derive(OpenApi)]
@@ -141,6 +142,10 @@ fn add_security_schemes(doc: &mut Document, cookies: &CookiePolicy) {
             "One of the revocation feed's keys (`verify.keys`), as `Authorization: Bearer <key>`. Without any \
              the feed is disabled and answers 404.",
         ),
+    );
+    components.add_security_scheme(
+        scheme::METRICS_KEY,
+        bearer("The metrics key (`metrics.key`), when `metrics.access = \"key\"`."),
     );
     components.add_security_scheme(
         scheme::ADMIN_KEY,

@@ -16,13 +16,15 @@ const ADMIN_KEY: &str = "an-admin-key-of-decent-length-0123456789";
 
 /// Session mode with the admin endpoints on, sign-up open and the pages served: every route.
 fn every_route_toml() -> String {
-    format!("[auth]\nmode = \"session\"\nsignup = true\n[admin]\napi_key = \"{ADMIN_KEY}\"\n")
+    format!(
+        "[auth]\nmode = \"session\"\nsignup = true\n[admin]\napi_key = \"{ADMIN_KEY}\"\n[metrics]\naccess = \"open\"\n"
+    )
 }
 
 /// The paths the router routes, read from its `Debug` form (axum has no other way to list
 /// them): `RouteId(3): "/v1/me"`, one per route.
 fn routed_paths() -> BTreeSet<String> {
-    let (router, _) = tessera_server::http::api(Some(Pages::new("tessera", true, false)));
+    let (router, _) = tessera_server::http::api(Some(Pages::new("tessera", true, false)), true);
     let debug = format!("{router:?}");
     let mut paths = BTreeSet::new();
     let mut rest = debug.as_str();
@@ -134,7 +136,20 @@ async fn the_document_follows_the_configuration() {
     let doc = document(&app).await;
     assert!(doc["paths"].get("/login").is_none(), "pages are off");
     assert!(doc["paths"].get("/tessera.js").is_some(), "the client module is always served");
+    assert!(doc["paths"].get("/metrics").is_none(), "metrics are off by default");
     assert_eq!(doc["components"]["securitySchemes"]["session_cookie"]["name"], "tessera-session");
+
+    // With metrics on, the scrape endpoint is described with what it serves.
+    let app = spawn_app_with("[auth]\nmode = \"session\"\n[metrics]\naccess = \"open\"\n").await;
+    let doc = document(&app).await;
+    let scrape = &doc["paths"]["/metrics"]["get"];
+    assert!(
+        scrape["responses"]["200"]["content"]["application/openmetrics-text; version=1.0.0; charset=utf-8"].is_object(),
+        "{scrape}"
+    );
+    let reply = app.send(app.get("/metrics")).await;
+    reply.assert_status(200);
+    assert_eq!(reply.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
 }
 
 #[tokio::test]
