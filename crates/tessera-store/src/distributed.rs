@@ -185,6 +185,10 @@ impl Durable {
     async fn make_sure_of_redis(&self) -> Result<(), StoreError> {
         let raised = self.redis.doubts_raised();
         let run = self.redis.run_id().await?;
+        if run.is_none() && self.redis.is_trusted() {
+            // A Cluster has no one run id to compare: replay on a doubt only, not on the timer.
+            return Ok(());
+        }
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if run.is_some() && self.redis.replayed_run().await? == run {
             // Another instance may have replayed, but not what only this one holds.
@@ -246,7 +250,10 @@ impl Durable {
         match self.postgres.record_revocations(&pending).await {
             Ok(()) => tracing::info!(revocations = pending.len(), "recorded the revocations PostgreSQL missed"),
             Err(e) => {
-                tracing::debug!(error = %e, "still cannot record revocations in PostgreSQL");
+                match &e {
+                    StoreError::Unavailable(_) => tracing::debug!(error = %e, "still cannot record revocations"),
+                    _ => tracing::warn!(error = %e, "cannot record revocations in PostgreSQL; retrying"),
+                }
                 let mut kept = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 let newer = std::mem::replace(&mut *kept, pending);
                 kept.extend(newer);
