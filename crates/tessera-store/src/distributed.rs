@@ -11,8 +11,8 @@
 //!
 //! 1. Every revocation (a session deleted, a denylist entry written) is made in Redis and then
 //!    recorded in PostgreSQL (`revocations`) before the caller answers. The row lives until
-//!    what it ended could no longer be used (the session's absolute end, the access tokens'
-//!    expiry) and is pruned after.
+//!    what it ended could no longer be used (when the session's key was to expire — no older
+//!    copy of it expires later —, the access tokens' expiry) and is pruned after.
 //! 2. If PostgreSQL cannot take the record, the revocation still stands in Redis (the logout
 //!    answers 204: cutting the attacker off now matters most) and the record is kept in this
 //!    process and retried until PostgreSQL is back. Only a Redis data loss in that window, with

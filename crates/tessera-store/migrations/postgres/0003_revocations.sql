@@ -10,8 +10,9 @@
 --   kind 'deny_session'       target (session id): a denylist entry for the session's tokens
 --   kind 'deny_token'         target (token id): a denylist entry for one access token
 --   kind 'deny_issued_before' user_id + cutoff: every token of the user issued at or before
--- `until` (unix seconds) is the last moment what was ended could still be used — the session's
--- absolute end, the access tokens' expiry; the row is pruned after it.
+-- `until` (unix seconds) is the last moment what was ended could still be used — when the
+-- session's Redis key was to expire (its idle end, never after its absolute end; no older copy
+-- of the key expires later), the access tokens' expiry; the row is pruned after it.
 CREATE TABLE revocations (
     ident   TEXT    COLLATE "C" NOT NULL PRIMARY KEY,
     kind    TEXT    NOT NULL CHECK (kind IN ('session', 'deny_session', 'deny_token', 'deny_issued_before')),

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::Script;
-use tessera_core::clock::to_unix_ms;
+use tessera_core::clock::{from_unix_ms, to_unix_ms};
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
@@ -130,22 +130,25 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// KEYS: session, index. ARGV: session id. Returns the session's value if it existed (the
-/// distributed store records until when the ended session could have been used).
+/// KEYS: session, index. ARGV: session id. Returns, if the session existed, when its key was
+/// to expire (`PEXPIRETIME`, as a string): the distributed store records until when the ended
+/// session could have come back. A touch only ever moves that expiry later, so no older copy
+/// of the key (a snapshot) outlives it.
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local v = redis.call('GET', KEYS[1])
-        redis.call('DEL', KEYS[1])
+        local t = redis.call('PEXPIRETIME', KEYS[1])
+        local n = redis.call('DEL', KEYS[1])
         redis.call('ZREM', KEYS[2], ARGV[1])
-        return v
+        if n == 0 then return false end
+        return tostring(t)
         ",
     )
 });
 
 /// KEYS: index, then the declared sessions. ARGV: the id to keep (or ''), then the declared
-/// ids. Returns id, value of each session deleted, or nil when the index names an undeclared
-/// session.
+/// ids. Returns id, expiry (as in `DELETE`) of each session deleted, or nil when the index
+/// names an undeclared session.
 static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DECLARED}
@@ -157,11 +160,10 @@ static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
         local deleted = {{}}
         for _, id in ipairs(ids) do
             if id ~= ARGV[1] then
-                local v = redis.call('GET', keys[id])
-                if v then
-                    redis.call('DEL', keys[id])
+                local t = redis.call('PEXPIRETIME', keys[id])
+                if redis.call('DEL', keys[id]) == 1 then
                     table.insert(deleted, id)
-                    table.insert(deleted, v)
+                    table.insert(deleted, tostring(t))
                 end
                 redis.call('ZREM', KEYS[1], id)
             end
@@ -366,7 +368,8 @@ impl SessionStore for RedisStore {
 
 impl RedisStore {
     /// [`SessionStore::delete_session`], answering until when the deleted session could have
-    /// been used (its absolute end), or `None` when there was no such session.
+    /// been used — when its key was to expire: its idle end, never after its absolute end — or
+    /// `None` when there was no such session.
     pub async fn end_session(&self, user: &UserId, id: &SessionId) -> Result<Option<OffsetDateTime>, StoreError> {
         let value: Option<Vec<u8>> = DELETE
             .key(self.keys().session(user, id))
@@ -375,7 +378,7 @@ impl RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
-        Ok(value.map(|v| usable_until(*user, *id, &v)))
+        value.map(|v| usable_until(&v)).transpose()
     }
 
     /// [`SessionStore::delete_sessions_of`], answering each deleted session with until when it
@@ -401,7 +404,7 @@ impl RedisStore {
                 while let Some(id) = rows.next() {
                     let id = session_id(id)?;
                     let value = rows.next().flatten().ok_or_else(|| corrupt("session listing"))?;
-                    ended.push((id, usable_until(*user, id, &value)));
+                    ended.push((id, usable_until(&value)?));
                 }
                 return Ok(ended);
             }
@@ -421,16 +424,11 @@ impl RedisStore {
     }
 }
 
-/// Until when a session (as stored) could be used: its absolute end. A value that does not
-/// decode (it would fail every read anyway) counts as usable for as long as any session could.
-fn usable_until(user: UserId, id: SessionId, value: &[u8]) -> OffsetDateTime {
-    decode(user, id, value).map_or_else(
-        |e| {
-            tracing::warn!(error = %e, "deleted a session whose value does not decode");
-            OffsetDateTime::now_utc() + time::Duration::days(366)
-        },
-        |s| s.expires_at,
-    )
+/// Until when a deleted session's key was to expire, from the `PEXPIRETIME` a script answered.
+/// A key without an expiry (none is written so) counts as usable for as long as any session.
+fn usable_until(raw: &[u8]) -> Result<OffsetDateTime, StoreError> {
+    let ms: i64 = std::str::from_utf8(raw).ok().and_then(|t| t.parse().ok()).ok_or_else(|| corrupt("key expiry"))?;
+    Ok(if ms < 0 { OffsetDateTime::now_utc() + time::Duration::days(366) } else { from_unix_ms(ms) })
 }
 
 /// Sessions kept appearing between reading the index and running the script: this user is
