@@ -130,13 +130,16 @@ impl DistributedStore {
             let _ = task.await;
         }
         self.durable.flush_pending().await;
+        let lost = self.durable.pending.lock().unwrap_or_else(|e| e.into_inner()).len();
+        if lost > 0 {
+            tracing::error!(
+                revocations = lost,
+                "shutting down with revocations PostgreSQL could not record: they stand in Redis, but a Redis that \
+                 loses its last writes would undo them"
+            );
+        }
         self.redis.close().await;
         self.postgres.close().await;
-    }
-
-    /// Revocations acknowledged but not yet recorded in PostgreSQL (it was unavailable).
-    pub fn pending_revocations(&self) -> usize {
-        self.durable.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Fails while Redis may have lost writes that the replay has not restored yet.
@@ -196,6 +199,11 @@ impl Durable {
             self.redis.clear_doubts(raised);
             return Ok(());
         }
+        // A server not replayed into (the timer's check may be the first to see it): fail
+        // closed until it is. Doubts raised from here on are cleared by this replay too — a
+        // restart before it ends shows as a different run id at the end.
+        self.redis.doubt();
+        let raised = self.redis.doubts_raised();
         let started = std::time::Instant::now();
         self.flush_pending().await;
         let mut live = self.postgres.live_revocations(OffsetDateTime::now_utc()).await?;
@@ -276,7 +284,6 @@ async fn watch_redis(durable: Weak<Durable>, doubt: Arc<Notify>) {
             () = tokio::time::sleep(wait) => {}
         }
         let Some(d) = durable.upgrade() else { return };
-        d.flush_pending().await;
         if !d.redis.is_trusted() || failing || last_check.elapsed() >= CHECK_EVERY {
             last_check = tokio::time::Instant::now();
             match d.make_sure_of_redis().await {
@@ -289,6 +296,9 @@ async fn watch_redis(durable: Weak<Durable>, doubt: Arc<Notify>) {
                 }
             }
         }
+        // After the check: with PostgreSQL down this waits for its pool, and the check of a
+        // Redis that did not lose anything needs no PostgreSQL.
+        d.flush_pending().await;
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
             match d.postgres.prune_revocations(OffsetDateTime::now_utc() - PRUNE_MARGIN).await {
