@@ -60,10 +60,25 @@ fn without_source_lines(message: &str) -> String {
     message.lines().filter(|l| !quoted(l)).collect::<Vec<_>>().join("\n")
 }
 
-/// Settings whose environment value is taken as written. figment reads other environment
-/// values as TOML-like values, which would turn an admin key `0123` into the number 123.
-/// `verify.keys` from the environment is a comma-separated list (see [`secret_list`]).
-const RAW_ENV_KEYS: [&str; 4] = ["admin.api_key", "jwt.seal_key", "verify.keys", "metrics.key"];
+/// Settings whose environment value is taken as written: the secrets and every other string.
+/// figment reads other environment values as TOML-like values, which would turn an admin key
+/// `0123` into the number 123 and a Redis prefix `007` into a type error. `verify.keys` from
+/// the environment is a comma-separated list (see [`secret_list`]). A new string setting
+/// belongs here.
+const RAW_ENV_KEYS: [&str; 12] = [
+    "admin.api_key",
+    "jwt.seal_key",
+    "verify.keys",
+    "metrics.key",
+    "store.data_dir",
+    "store.postgres_url",
+    "store.redis_url",
+    "store.redis_prefix",
+    "jwt.issuer",
+    "jwt.audience",
+    "log.level",
+    "pages.title",
+];
 
 /// A secret setting. Written as a TOML string or a bare integer (kept as its digits), never
 /// shown: its `Debug` prints `[redacted]`, and no error message quotes it.
@@ -181,7 +196,8 @@ pub enum ProxyHeader {
     Forwarded,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Its `Debug` shows the store URLs without their passwords.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The embedded store's directory; unused when `postgres_url` and `redis_url` are set.
@@ -208,6 +224,19 @@ impl Default for StoreConfig {
             redis_cluster: false,
             redis_prefix: "tessera".into(),
         }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use tessera_store::distributed::redact_url;
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("postgres_url", &redact_url(&self.postgres_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_cluster", &self.redis_cluster)
+            .field("redis_prefix", &self.redis_prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -784,6 +813,20 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn debug_never_shows_store_passwords() {
+        let store = StoreConfig {
+            postgres_url: "postgres://tessera:pg-secret@db:5432/tessera".into(),
+            redis_url: "redis://:redis-secret@cache:6379,redis://u:other-secret@cache2:6379".into(),
+            ..StoreConfig::default()
+        };
+        let shown = format!("{:?}", Config { store, ..Config::default() });
+        for secret in ["pg-secret", "redis-secret", "other-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://tessera:***@db:5432/tessera"), "{shown}");
+    }
 
     /// Every key of the reference, so generated files reach every field's parser.
     const KEYS: [&str; 37] = [

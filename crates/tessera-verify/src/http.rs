@@ -23,7 +23,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else { return Err(Refusal::Missing) };
     if values.next().is_some() {
-        return Err(Refusal::Malformed("more than one Authorization header"));
+        return Err(Refusal::Repeated);
     }
     let value = value.to_str().map_err(|_| Refusal::Malformed("the Authorization header is not ASCII"))?;
     let (scheme, token) = value.split_once(' ').ok_or(Refusal::Malformed("not a bearer token"))?;
@@ -75,6 +75,13 @@ impl IntoResponse for Refusal {
                 "no credential was presented",
                 "Bearer",
             ),
+            Refusal::Repeated => (
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                "send at most one Authorization header",
+                "",
+            ),
             Refusal::Malformed(_) | Refusal::Invalid(_) | Refusal::Revoked => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -107,7 +114,8 @@ impl IntoResponse for Refusal {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if !challenge.is_empty() {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        } else {
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
@@ -188,9 +196,9 @@ mod tests {
         assert_eq!(bearer_token(&headers(&["Bearer abc"])).unwrap(), "abc");
         assert_eq!(bearer_token(&headers(&["bearer  abc "])).unwrap(), "abc");
         assert!(matches!(bearer_token(&headers(&[])), Err(Refusal::Missing)));
-        for bad in
-            [&["Bearer a", "Bearer a"][..], &["Basic YTpi"], &["Bearer"], &["Bearer "], &["Bearer a b"], &["abc"]]
-        {
+        // Two headers, even equal ones: the request could be read two ways (400, as tessera).
+        assert!(matches!(bearer_token(&headers(&["Bearer a", "Bearer a"])), Err(Refusal::Repeated)));
+        for bad in [&["Basic YTpi"][..], &["Bearer"], &["Bearer "], &["Bearer a b"], &["abc"]] {
             assert!(matches!(bearer_token(&headers(bad)), Err(Refusal::Malformed(_))), "{bad:?}");
         }
     }
@@ -202,12 +210,13 @@ mod tests {
             (Refusal::Revoked, 401),
             (Refusal::Invalid(tessera_jwt::JwtError::Expired), 401),
             (Refusal::Unavailable("stale"), 503),
+            (Refusal::Repeated, 400),
         ] {
             let response = refusal.into_response();
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
-            let expected = if status == 401 { WWW_AUTHENTICATE } else { RETRY_AFTER };
-            assert!(response.headers().contains_key(expected));
+            assert_eq!(response.headers().contains_key(WWW_AUTHENTICATE), status == 401, "{status}");
+            assert_eq!(response.headers().contains_key(RETRY_AFTER), status == 503, "{status}");
         }
     }
 }

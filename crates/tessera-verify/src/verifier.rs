@@ -70,8 +70,11 @@ pub enum Refusal {
     /// No `Authorization: Bearer` credential (401).
     #[error("no credential was presented")]
     Missing,
-    /// The credential could be read two ways (a repeated `Authorization` header) or is not a
-    /// bearer token (401).
+    /// More than one `Authorization` header: the request could be read two ways (400, as
+    /// tessera itself answers).
+    #[error("more than one Authorization header")]
+    Repeated,
+    /// The credential is not a bearer token (401).
     #[error("the credential is malformed: {0}")]
     Malformed(&'static str),
     /// Not a token tessera issued, not valid now, or signed by a key we do not have (401).

@@ -427,6 +427,34 @@ fn an_admin_key_of_digits_from_the_environment_is_taken_as_written() {
     assert!(!serving.printed.contains(KEY), "the key is never printed: {}", serving.printed);
 }
 
+/// A plain socket `GET path`: the whole answer.
+fn get_text(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn string_settings_from_the_environment_are_taken_as_written() {
+    // Before: `007` was read as the number 7 and start failed with "invalid type".
+    let store = TestStore::new();
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut cmd = unconfigured_tessera(cwd.path(), &store);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_AUTH__MODE", "session")
+        .env("TESSERA_PAGES__TITLE", "007")
+        .env("TESSERA_STORE__REDIS_PREFIX", "0123");
+    let mut serving = Serving::start(cmd);
+    let page = get_text(serving.port(), "/login");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains(">007<"), "the title as written: {page}");
+    assert!(serving.terminate().success());
+}
+
 #[tokio::test]
 async fn serve_refuses_a_duration_that_would_overflow_naming_the_key() {
     // Before: it started, and every login was a 500 (date arithmetic overflowed).
