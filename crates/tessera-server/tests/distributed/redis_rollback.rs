@@ -3,9 +3,10 @@
 //! before it caught up — must not undo an acknowledged logout.
 //!
 //! Every test logs in, takes a snapshot of Redis (`SAVE` and a copy of its directory), revokes
-//! (logout, logout everywhere, a password change, `POST /v1/revoke`), checks the revocation
-//! took, then kills Redis (`SIGKILL`) and starts it again from the snapshot: the sessions the
-//! revocation ended are back in Redis, and the denylist entries gone. From just before the kill
+//! (logout, logout everywhere, a password change, `POST /v1/revoke`, refresh-token reuse
+//! detection), checks the revocation took, then kills Redis (`SIGKILL`) and starts it again
+//! from the snapshot: the sessions the revocation ended are back in Redis, and the denylist
+//! entries gone. From just before the kill
 //! until well after, background probes call every instance with every revoked credential; not
 //! one may be accepted (503 while Redis is down or being replayed into, then 401), every one
 //! must be refused with 401 within the recovery bound, and credentials nobody revoked work
@@ -216,21 +217,28 @@ async fn hybrid_mode_a_logout_survives_redis_restarting_from_an_older_snapshot()
     let deployment = Deployment::new(&backend, "hybrid")
         .with("REVOCATION__CHECK", "denylist")
         .with("REVOCATION__MAX_STALENESS", "1s")
+        .with("REFRESH__REUSE_GRACE", "0s")
         .with("ADMIN__API_KEY", ADMIN_KEY);
     let fleet = deployment.start_many(&["A", "B"]).await;
     let (a, b) = (&fleet[0], &fleet[1]);
     a.signup_ok("alice").await;
     let gone = a.login_tokens("alice").await;
     let revoked = a.login_tokens("alice").await;
+    let reused = a.login_tokens("alice").await;
     let kept = a.login_tokens("alice").await;
     let snapshot = redis.snapshot().await;
 
     b.logout(&gone.access).await.assert_status(204, "logout");
     a.revoke(&revoked.refresh).await.assert_status(200, "revoking a refresh token");
+    // A refresh token presented again after its rotation ends the whole family.
+    let rotated = a.refresh_ok(&reused.refresh).await;
+    b.refresh(&reused.refresh).await.assert_status(401, "a reused refresh token");
     for app in [a, b] {
         app.refused_within(&gone.access, Duration::from_secs(1), "a logged-out access token").await;
         app.refresh(&gone.refresh).await.assert_status(401, "the refresh token of a logged-out session");
         app.refresh(&revoked.refresh).await.assert_status(401, "a revoked refresh token");
+        app.refused_within(&rotated.access, Duration::from_secs(1), "an access token of a family ended by reuse").await;
+        app.refresh(&rotated.refresh).await.assert_status(401, "the latest refresh token of a family ended by reuse");
     }
     assert!(recorded(&schema, "session").await >= 2, "the ended sessions are recorded in PostgreSQL");
     assert!(recorded(&schema, "deny_session").await >= 1, "the logout's denylist entry is recorded");
@@ -239,6 +247,9 @@ async fn hybrid_mode_a_logout_survives_redis_restarting_from_an_older_snapshot()
         Probe::Me("logged-out access token", gone.access.clone()),
         Probe::Refresh("logged-out refresh token", gone.refresh.clone()),
         Probe::Refresh("revoked refresh token", revoked.refresh.clone()),
+        // The snapshot holds this family at its first generation: this token was live then.
+        Probe::Refresh("refresh token of a family ended by reuse", reused.refresh.clone()),
+        Probe::Me("access token of a family ended by reuse", rotated.access.clone()),
     ];
     let c = deployment.start("C").await;
     roll_back("hybrid mode", &mut redis, &snapshot, &[a, b, &c], &probes).await;
