@@ -26,6 +26,11 @@ use super::public::PublicKeySet;
 /// is under 400 bytes with EdDSA and under 700 with RS256.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
+/// The longest an access token can live (`exp - iat`): `jwt.access_ttl` is at most a day.
+/// A token claiming longer was not issued by tessera, whoever signed it, and is refused
+/// however far away its `exp` is.
+pub const MAX_ACCESS_TTL: Duration = Duration::days(1);
+
 /// The `typ` tessera writes (RFC 9068 §2.1).
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -180,6 +185,9 @@ fn verify_with<'k>(
     }
     if claims.iat > now.saturating_add(leeway) {
         return Err(JwtError::NotYetValid);
+    }
+    if claims.exp.saturating_sub(claims.iat) > MAX_ACCESS_TTL.whole_seconds() {
+        return Err(JwtError::Claims("exp is more than a day after iat".into()));
     }
     Ok(claims)
 }

@@ -828,6 +828,15 @@ mod tests {
         assert!(shown.contains("postgres://tessera:***@db:5432/tessera"), "{shown}");
     }
 
+    /// Verification refuses a token whose `exp` is further from its `iat` than the longest
+    /// access-token lifetime: that must be the largest `jwt.access_ttl` configuration allows.
+    #[test]
+    fn the_access_ttl_limit_is_the_lifetime_verification_allows() {
+        let limit = DURATION_LIMITS.iter().find(|(key, _, _)| *key == "jwt.access_ttl").map(|(_, d, _)| d.as_std());
+        let allowed = tessera_core::jwt::MAX_ACCESS_TTL.whole_seconds();
+        assert_eq!(limit.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)), Some(allowed));
+    }
+
     /// Every key of the reference, so generated files reach every field's parser.
     const KEYS: [&str; 37] = [
         "server.listen",

@@ -42,6 +42,8 @@ mod usernames;
 mod introspect_revoke;
 mod jwks_and_keys;
 mod jwt_attacks;
+mod jwt_claims;
+mod keys_import;
 mod refresh;
 mod revocation_feed;
 mod revocation_matrix;
