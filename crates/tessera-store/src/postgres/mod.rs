@@ -1,6 +1,6 @@
-//! The PostgreSQL half of the distributed backend: accounts, the audit trail, signing keys and
-//! server secrets, shared by every instance. Sessions, throttle counters and the denylist live
-//! in Redis; the server combines the two.
+//! The PostgreSQL half of the distributed backend: accounts, the audit trail, signing keys,
+//! server secrets and the durable record of revocations, shared by every instance. Sessions,
+//! throttle counters and the denylist live in Redis; the server combines the two.
 //!
 //! - Several instances may start at once against one database. sqlx's migrator serialises them
 //!   on an advisory lock, and every write here is one statement that is right whichever instance
@@ -13,6 +13,7 @@
 //! ([`crate::sql`]); `keys.rs` holds the one that takes a lock here.
 
 mod keys;
+mod revocations;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 use tessera_core::store::StoreError;
 
+pub use self::revocations::{Revocation, Revoked};
 use crate::sql::{impl_account_store, impl_audit_store};
 
 /// Enough for the requests of one instance; every instance has its own pool, so the sum over

@@ -18,6 +18,12 @@
 //!   host name verified (see `tls.rs`), for commands and the subscription alike.
 //! - Failure. Connections reconnect by themselves; a command that cannot be answered within
 //!   [`RESPONSE_TIMEOUT`] fails as [`StoreError::Unavailable`], which callers turn into 503.
+//! - Doubt. A Redis that restarts may come back without its last writes (an older snapshot, a
+//!   replica that had not caught up), and a reconnect is invisible to callers. Every sign that
+//!   it may have happened — the subscription connection lost, a command that failed as
+//!   unavailable — raises a doubt ([`RedisStore::doubt`]) that only the distributed store's
+//!   check clears (see `distributed.rs`), comparing the server's `run_id` with the one it
+//!   last replayed the durable revocations into ([`RedisStore::replayed_run`]).
 
 mod codec;
 mod denylist;
@@ -25,7 +31,7 @@ mod sessions;
 mod throttle;
 mod tls;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,6 +82,23 @@ struct Inner {
     /// The cursor of this process's last denylist read and the member at it: how the next
     /// read notices a log rolled back and written past that position (see `denylist.rs`).
     deny_anchor: Mutex<Option<(u64, String)>>,
+    doubts: Arc<Doubts>,
+}
+
+/// Whether Redis may have restarted or lost writes since someone last made sure it holds every
+/// durable revocation: `raised` counts the signs of it, `cleared` is the count a check that
+/// started after them cleared. Starts doubted: nothing has checked yet.
+struct Doubts {
+    raised: AtomicU64,
+    cleared: AtomicU64,
+    wake: Arc<Notify>,
+}
+
+impl Doubts {
+    fn raise(&self) {
+        self.raised.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
 }
 
 impl Drop for Inner {
@@ -128,11 +151,14 @@ impl RedisStore {
         }
         let keys = Keys { prefix: settings.prefix.clone() };
         let changes = Arc::new(Notify::new());
+        let doubts =
+            Arc::new(Doubts { raised: AtomicU64::new(1), cleared: AtomicU64::new(0), wake: Arc::new(Notify::new()) });
         let subscriber = tokio::spawn(subscribe(
             urls.iter().map(|u| (*u).to_owned()).collect(),
             certs,
             keys.deny_channel(),
             Arc::clone(&changes),
+            Arc::clone(&doubts),
         ));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -142,6 +168,7 @@ impl RedisStore {
                 changes,
                 subscriber: Mutex::new(Some(subscriber)),
                 deny_anchor: Mutex::new(None),
+                doubts,
             }),
         })
     }
@@ -172,6 +199,65 @@ impl RedisStore {
                 .set_max_delay(Duration::from_millis(200));
             Ok(Conn::Single(ConnectionManager::new_with_config(client, config).await?))
         }
+    }
+
+    /// Records a sign that Redis may have restarted or lost writes (see the module docs).
+    pub fn doubt(&self) {
+        self.inner.doubts.raise();
+    }
+
+    /// How many doubts were raised so far: a check passes this to [`RedisStore::clear_doubts`]
+    /// when it succeeds, clearing only the doubts raised before it started.
+    pub fn doubts_raised(&self) -> u64 {
+        self.inner.doubts.raised.load(Ordering::SeqCst)
+    }
+
+    /// Clears the doubts up to `raised` (a value of [`RedisStore::doubts_raised`] read before
+    /// the check that makes sure of Redis started).
+    pub fn clear_doubts(&self, raised: u64) {
+        self.inner.doubts.cleared.fetch_max(raised, Ordering::SeqCst);
+    }
+
+    /// Whether no doubt is pending: Redis was made sure of after every sign of a restart.
+    pub fn is_trusted(&self) -> bool {
+        self.inner.doubts.cleared.load(Ordering::SeqCst) >= self.inner.doubts.raised.load(Ordering::SeqCst)
+    }
+
+    /// Signalled whenever a doubt is raised (one waiter: the distributed store's check).
+    pub fn doubt_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.doubts.wake)
+    }
+
+    /// The `run_id` of the Redis server (from `INFO server`): random, chosen at every start of
+    /// the process, so no data set — however old the snapshot it was loaded from — can name the
+    /// run it is loaded into. `None` for a Cluster, whose nodes each have their own.
+    pub async fn run_id(&self) -> Result<Option<String>, StoreError> {
+        if matches!(self.inner.conn, Conn::Cluster(_)) {
+            return Ok(None);
+        }
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut self.conn()).await.map_err(redis_err)?;
+        let run_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+            .ok_or_else(|| StoreError::Other("INFO server names no run_id".into()))?;
+        Ok(Some(run_id))
+    }
+
+    /// The `run_id` of the server the durable revocations were last replayed into, as recorded
+    /// in Redis itself by [`RedisStore::set_replayed_run`].
+    pub async fn replayed_run(&self) -> Result<Option<String>, StoreError> {
+        redis::cmd("GET").arg(self.keys().replayed_run()).query_async(&mut self.conn()).await.map_err(redis_err)
+    }
+
+    pub async fn set_replayed_run(&self, run_id: &str) -> Result<(), StoreError> {
+        let _: () = redis::cmd("SET")
+            .arg(self.keys().replayed_run())
+            .arg(run_id)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(())
     }
 
     /// Lets session keys expire at the session's idle end rather than only at its absolute
@@ -282,6 +368,10 @@ impl Keys {
     fn deny_channel(&self) -> String {
         format!("{}:deny", self.prefix)
     }
+
+    fn replayed_run(&self) -> String {
+        format!("{}:replayed-run", self.prefix)
+    }
 }
 
 /// A standalone connection (reconnecting by itself) or a cluster connection (routing by slot).
@@ -322,7 +412,15 @@ impl ConnectionLike for Conn {
 /// Keeps one subscription to the denylist channel, on whichever seed node answers (a Cluster
 /// forwards `PUBLISH` to every node), and signals `changes` on every message and after every
 /// (re)subscription — a reconnect may have missed messages, so the reader resynchronises.
-async fn subscribe(urls: Vec<String>, certs: Option<TlsCertificates>, channel: String, changes: Arc<Notify>) {
+///
+/// Losing the subscription, or failing to get one, raises a doubt: the server may be restarting.
+async fn subscribe(
+    urls: Vec<String>,
+    certs: Option<TlsCertificates>,
+    channel: String,
+    changes: Arc<Notify>,
+    doubts: Arc<Doubts>,
+) {
     let mut next = 0;
     let mut delay = RESUBSCRIBE_DELAY;
     let mut failing = false;
@@ -339,14 +437,19 @@ async fn subscribe(urls: Vec<String>, certs: Option<TlsCertificates>, channel: S
                 while messages.next().await.is_some() {
                     changes.notify_one();
                 }
+                doubts.raise();
                 tracing::warn!(%server, "denylist subscription lost; resubscribing");
             }
             // Once per outage at warn level: the denylist poll reports the rest.
             Err(e) if !failing => {
+                doubts.raise();
                 tracing::warn!(%server, error = %e, "cannot subscribe to denylist changes; retrying");
                 failing = true;
             }
-            Err(e) => tracing::debug!(%server, error = %e, "cannot subscribe to denylist changes"),
+            Err(e) => {
+                doubts.raise();
+                tracing::debug!(%server, error = %e, "cannot subscribe to denylist changes");
+            }
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);

@@ -43,6 +43,11 @@ impl Schema {
         Schema { name: name.to_owned() }
     }
 
+    /// The value of one SQL query run in this schema (`psql -At`), trimmed.
+    pub async fn query_value(&self, sql: &str) -> String {
+        query_value(&server_url(), &format!("SET search_path TO {}; {sql}", self.name)).await
+    }
+
     /// A URL whose connections work in this schema (sqlx's `options[search_path]`).
     pub fn url(&self) -> String {
         let url = server_url();
@@ -69,6 +74,15 @@ async fn psql(url: &str, sql: &str) {
          (psql -c {sql:?}: {})",
         String::from_utf8_lossy(&output.stderr).trim()
     );
+}
+
+/// The value `sql` yields at `url` (`psql -At`), trimmed; fails the test if psql fails.
+async fn query_value(url: &str, sql: &str) -> String {
+    let mut cmd = psql_command(url, sql);
+    cmd.arg("-At");
+    let output = run_psql(cmd).await;
+    assert!(output.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr).trim());
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn psql_command(url: &str, sql: &str) -> Command {
@@ -168,6 +182,11 @@ impl PrivatePostgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The value of one SQL query (`psql -At`), trimmed.
+    pub async fn query_value(&self, sql: &str) -> String {
+        query_value(&self.url(), sql).await
     }
 
     /// Fast shutdown (`SIGINT`): sessions are cut, the server checkpoints and exits.

@@ -140,6 +140,33 @@ impl RedisServer {
         self.tls.as_ref().map_or(&[], |tls| &tls.cli_args)
     }
 
+    /// The data set as of now: `SAVE` (an RDB file), then a copy of the whole directory (with
+    /// the append-only files of a persistent server) — what an operator's backup, or a replica
+    /// a moment behind, holds. [`Self::restart_from`] brings it back.
+    pub async fn snapshot(&self) -> TempDir {
+        let out = redis_cli(self.port, self.cli_tls(), &["save"]).await;
+        assert_eq!(out.as_deref().map(str::trim), Some("OK"), "SAVE on :{}", self.port);
+        let copy = tempfile::tempdir().expect("temp dir");
+        copy_dir(self.dir.path(), copy.path());
+        copy
+    }
+
+    /// Starts again on the same port from `snapshot` (see [`Self::snapshot`]) instead of the
+    /// directory's own files: a Redis that comes back without the writes made since.
+    pub async fn restart_from(&mut self, snapshot: &TempDir) {
+        assert!(self.server.is_none(), "stop redis-server before restarting it");
+        for entry in std::fs::read_dir(self.dir.path()).expect("read the Redis directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).expect("remove from the Redis directory");
+            } else {
+                std::fs::remove_file(&path).expect("remove from the Redis directory");
+            }
+        }
+        copy_dir(snapshot.path(), self.dir.path());
+        self.spawn().await;
+    }
+
     async fn spawn(&mut self) {
         let mut cmd = redis_server_command(self.port, self.dir.path());
         if self.persistent {
@@ -255,6 +282,20 @@ fn redis_server_command(port: u16, dir: &Path) -> Command {
         .args(["--daemonize", "no", "--save", "", "--dir"])
         .arg(dir);
     cmd
+}
+
+/// Copies the files (and directories of files) in `from` into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read a Redis directory") {
+        let path = entry.expect("a directory entry").path();
+        let target = to.join(path.file_name().expect("a file name"));
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).expect("create a directory");
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy a Redis file");
+        }
+    }
 }
 
 fn binary_exists(name: &str) -> bool {
