@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::alg::Alg;
 use super::error::JwtError;
-use crate::secret::{b64, b64_decode_exact, random_bytes};
+use crate::secret::{b64, random_bytes};
 
 /// RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
 const HS256_SECRET_LEN: usize = 32;
@@ -60,11 +60,28 @@ impl SigningKey {
         Ok((key, private))
     }
 
+    /// The longest `kid` a key may have (an RFC 7638 thumbprint is 43 characters).
+    pub const MAX_KID_LEN: usize = 64;
+
+    /// Whether `kid` may name a key: 1 to [`Self::MAX_KID_LEN`] characters of the base64url
+    /// alphabet. Generated keys have 11 (8 random bytes), imported ones their thumbprint or
+    /// the operator's choice. Never a `.`, `/` or space: a `kid` is safe in a path, a log line
+    /// and a header, and no `kid` is spelt like a server secret's name (`csrf.sealed`), whose
+    /// seal uses the same associated-data label.
+    pub fn is_valid_kid(kid: &str) -> bool {
+        !kid.is_empty()
+            && kid.len() <= Self::MAX_KID_LEN
+            && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
     /// Rebuilds a key from its `kid` and private bytes (as [`SigningKey::generate`] returned
-    /// them). The `kid` must be one tessera made: 11 characters of base64url.
+    /// them, or [`crate::import_private_key`] read them).
     pub fn from_private(kid: &str, alg: Alg, private: &[u8]) -> Result<SigningKey, JwtError> {
-        if b64_decode_exact::<8>(kid).is_none() {
-            return Err(JwtError::Key("a kid is 8 random bytes in base64url".into()));
+        if !Self::is_valid_kid(kid) {
+            return Err(JwtError::Key(format!(
+                "a kid is 1 to {} characters of A-Z, a-z, 0-9, '-' and '_'",
+                Self::MAX_KID_LEN
+            )));
         }
         let (encoding, decoding, jwk) = match alg {
             Alg::EdDSA => eddsa(private)?,
@@ -206,7 +223,7 @@ fn pkcs8_rsa_private_key(pkcs8: &[u8]) -> Option<&[u8]> {
 
 /// Reads one DER element with tag `tag`: returns its contents and what follows it. Lengths up
 /// to 65535 bytes, which covers RSA keys up to 8192 bits.
-fn der_take(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+pub(crate) fn der_take(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (&found, rest) = input.split_first()?;
     if found != tag {
         return None;
@@ -304,7 +321,12 @@ mod tests {
     fn bad_private_bytes_and_kids_are_refused() {
         let (_, private) = SigningKey::generate(Alg::EdDSA).unwrap();
         assert!(SigningKey::from_private("../../etc/p", Alg::EdDSA, &private).is_err());
-        assert!(SigningKey::from_private("short", Alg::EdDSA, &private).is_err());
+        assert!(SigningKey::from_private("", Alg::EdDSA, &private).is_err());
+        assert!(SigningKey::from_private("with space", Alg::EdDSA, &private).is_err());
+        assert!(SigningKey::from_private("csrf.sealed", Alg::EdDSA, &private).is_err());
+        assert!(SigningKey::from_private(&"k".repeat(65), Alg::EdDSA, &private).is_err());
+        assert!(SigningKey::from_private(&"k".repeat(64), Alg::EdDSA, &private).is_ok());
+        assert!(SigningKey::from_private("short", Alg::EdDSA, &private).is_ok());
         let kid = b64(&[7u8; 8]);
         // An EdDSA key is not an ES256 or RS256 key.
         assert!(SigningKey::from_private(&kid, Alg::ES256, &private).is_err());

@@ -38,7 +38,10 @@
 //!    integer times, ids in their 22-character form, `aud` a single string. serde_json refuses
 //!    nesting deeper than 127 levels, so hostile nesting is an error, not a stack overflow.
 //! 9. **Time** — against the `now` argument (tessera's clock, which tests move): refused at or
-//!    after `exp + leeway` (RFC 7519 §4.1.4), and when `iat` is more than `leeway` ahead.
+//!    after `exp` (RFC 7519 §4.1.4; the leeway never extends a lifetime tessera decided), when
+//!    `iat` is more than `leeway` ahead, and when
+//!    `exp` is more than [`MAX_ACCESS_TTL`] (a day, the longest `jwt.access_ttl`) after `iat`:
+//!    a holder of the signing key still cannot mint a token that outlives any tessera issues.
 //!
 //! Revocation (denylist, allowlist) is not a property of the token and is decided by the caller,
 //! as is the per-request `exp` check of a token served from the [`VerifiedCache`].
@@ -46,6 +49,7 @@
 //! # Files
 //!
 //! - `alg.rs` — the four algorithms; `key.rs` — one key, its JWK; `seal.rs` — keys at rest;
+//! - `import.rs` — a private key made elsewhere, from PEM or JWK (`tessera keys import`);
 //! - `keyset.rs` — who signs and who verifies at an instant, swapped lock-free on rotation;
 //! - `public.rs` — the public keys read from a JWKS, for services that only verify;
 //! - `claims.rs` — the claims; `token.rs` — `sign` and `verify`; `cache.rs` — verified tokens;
@@ -60,6 +64,7 @@ mod alg;
 mod cache;
 mod claims;
 mod error;
+mod import;
 mod key;
 mod keyset;
 mod public;
@@ -70,8 +75,9 @@ pub use alg::Alg;
 pub use cache::VerifiedCache;
 pub use claims::AccessClaims;
 pub use error::JwtError;
+pub use import::{ImportedKey, MAX_IMPORT_LEN, import_private_key};
 pub use key::SigningKey;
 pub use keyset::{KeySet, Keys};
 pub use public::{PublicKey, PublicKeySet};
 pub use seal::Sealer;
-pub use token::{JwtSettings, MAX_TOKEN_LEN, sign, verify, verify_public};
+pub use token::{JwtSettings, MAX_ACCESS_TTL, MAX_TOKEN_LEN, sign, verify, verify_public};

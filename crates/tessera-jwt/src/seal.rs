@@ -23,9 +23,9 @@ const TAG_LEN: usize = 16;
 /// The AAD is this label followed by the name of the row a value is sealed for: a signing
 /// key's `kid`, or a server secret's name (`refresh-chain.sealed`, `csrf.sealed`). The label is
 /// the same for both — it is not domain separation — and is kept as it is because changing it
-/// would make every sealed row unreadable. What keeps the two apart is the name: a `kid` is 11
-/// characters of base64url and a secret's name contains a `.`, so no value sealed for one row
-/// opens as another's.
+/// would make every sealed row unreadable. What keeps the two apart is the name: a `kid` is
+/// base64url characters only (`SigningKey::is_valid_kid`, imported keys included) and a
+/// secret's name contains a `.`, so no value sealed for one row opens as another's.
 const AAD_LABEL: &[u8] = b"tessera/jwt-signing-key/";
 
 /// Seals and opens private keys with a 256-bit key from configuration.

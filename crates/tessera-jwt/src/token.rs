@@ -26,6 +26,11 @@ use super::public::PublicKeySet;
 /// is under 400 bytes with EdDSA and under 700 with RS256.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
+/// The longest an access token can live (`exp - iat`): `jwt.access_ttl` is at most a day.
+/// A token claiming longer was not issued by tessera, whoever signed it, and is refused
+/// however far away its `exp` is.
+pub const MAX_ACCESS_TTL: Duration = Duration::days(1);
+
 /// The `typ` tessera writes (RFC 9068 §2.1).
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -171,15 +176,19 @@ fn verify_with<'k>(
     if claims.aud != settings.audience {
         return Err(JwtError::WrongAudience);
     }
-    // 9. Time, against `now` with the configured leeway (RFC 7519 §4.1.4: reject at or after
-    //    `exp`). A token issued in the future beyond the leeway was not issued by a sane clock.
+    // 9. Time, against `now` (RFC 7519 §4.1.4: reject at or after `exp`). `exp` is a lifetime
+    //    tessera decided, so the leeway never lengthens it; it only tolerates a signer's clock
+    //    running ahead: a token issued further in the future was not issued by a sane clock.
     let now = now.unix_timestamp();
     let leeway = settings.leeway.whole_seconds().max(0);
-    if now >= claims.exp.saturating_add(leeway) {
+    if now >= claims.exp {
         return Err(JwtError::Expired);
     }
     if claims.iat > now.saturating_add(leeway) {
         return Err(JwtError::NotYetValid);
+    }
+    if claims.exp.saturating_sub(claims.iat) > MAX_ACCESS_TTL.whole_seconds() {
+        return Err(JwtError::Claims("exp is more than a day after iat".into()));
     }
     Ok(claims)
 }

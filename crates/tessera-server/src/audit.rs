@@ -134,10 +134,17 @@ pub async fn query(auth: &Auth, backend: &Backend, f: &Filters) -> Result<(Vec<A
 /// A record as the API and `tessera audit --json` show it; absent values are `null`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
-    /// Increases with every stored event.
+    /// Increases with every stored record.
     pub seq: i64,
-    /// RFC 3339.
+    /// When the (first) event happened. RFC 3339.
     pub at: String,
+    /// When the last of `count` events happened (`at` when `count` is 1). RFC 3339.
+    pub last_at: String,
+    /// How many identical events this record stands for: repeats of a failed or throttled
+    /// login, a revocation or a refused admin key (same user or username, IP and detail)
+    /// within one minute are counted in one record. Always 1 for other events.
+    #[schema(minimum = 1)]
+    pub count: i64,
     /// The kind of event, e.g. `login_failed`.
     pub event: String,
     pub user_id: Option<String>,
@@ -152,6 +159,8 @@ impl From<&AuditRecord> for AuditEntry {
         Self {
             seq: r.seq,
             at: r.at.format(&Rfc3339).unwrap_or_default(),
+            last_at: r.last_at.format(&Rfc3339).unwrap_or_default(),
+            count: r.count,
             event: r.kind.clone(),
             user_id: r.user_id.map(|u| u.to_string()),
             session_id: r.session_id.map(|s| s.to_string()),
@@ -165,7 +174,7 @@ impl From<&AuditRecord> for AuditEntry {
 /// One page of `GET /v1/admin/audit`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
-    /// Newest first.
+    /// Newest first (by `seq`: a record that counts repeats stays where its first event is).
     pub events: Vec<AuditEntry>,
     /// The `cursor` of the next page; `null` on the last.
     pub next_cursor: Option<String>,

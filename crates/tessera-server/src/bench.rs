@@ -404,6 +404,7 @@ impl Scratch {
             url: self.redis_url.clone(),
             cluster: false,
             prefix: format!("{}:{tag}", self.name),
+            tls: Default::default(),
         }
     }
 

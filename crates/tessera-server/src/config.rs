@@ -65,7 +65,7 @@ fn without_source_lines(message: &str) -> String {
 /// `0123` into the number 123 and a Redis prefix `007` into a type error. `verify.keys` from
 /// the environment is a comma-separated list (see [`secret_list`]). A new string setting
 /// belongs here.
-const RAW_ENV_KEYS: [&str; 12] = [
+const RAW_ENV_KEYS: [&str; 15] = [
     "admin.api_key",
     "jwt.seal_key",
     "verify.keys",
@@ -74,6 +74,9 @@ const RAW_ENV_KEYS: [&str; 12] = [
     "store.postgres_url",
     "store.redis_url",
     "store.redis_prefix",
+    "store.redis_ca_file",
+    "store.redis_client_cert_file",
+    "store.redis_client_key_file",
     "jwt.issuer",
     "jwt.audience",
     "log.level",
@@ -146,6 +149,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub cookie: CookieConfig,
     pub admin: AdminConfig,
+    pub audit: AuditConfig,
     pub pages: PagesConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -206,13 +210,21 @@ pub struct StoreConfig {
     /// `postgres://tessera@db:5432/tessera`. Set together with `redis_url`.
     pub postgres_url: String,
     /// Sessions, refresh families, the denylist and throttle counters, e.g.
-    /// `redis://cache:6379`. With `redis_cluster`, a comma-separated list of seed nodes.
+    /// `redis://cache:6379`, or `rediss://cache:6380` for TLS. With `redis_cluster`, a
+    /// comma-separated list of seed nodes.
     pub redis_url: String,
     /// `redis_url` names Redis Cluster nodes rather than one standalone server.
     pub redis_cluster: bool,
     /// Prepended to every Redis key and channel, so several tessera deployments (or test
     /// runs) can share one Redis.
     pub redis_prefix: String,
+    /// PEM file of the CAs that sign the Redis servers' certificates, trusted instead of the
+    /// system's store (`rediss://` only).
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM certificate chain and private key tessera presents when Redis asks for a client
+    /// certificate (`tls-auth-clients`). Set both or neither.
+    pub redis_client_cert_file: Option<PathBuf>,
+    pub redis_client_key_file: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -223,6 +235,9 @@ impl Default for StoreConfig {
             redis_url: String::new(),
             redis_cluster: false,
             redis_prefix: "tessera".into(),
+            redis_ca_file: None,
+            redis_client_cert_file: None,
+            redis_client_key_file: None,
         }
     }
 }
@@ -429,6 +444,21 @@ pub struct AdminConfig {
     pub api_key: Secret,
 }
 
+/// The stored audit trail (`tessera audit`, `GET /v1/admin/audit`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How long a record is kept after its last event; older ones are deleted in the
+    /// background.
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention: Duration::days(90) }
+    }
+}
+
 /// How log lines are written (to standard error).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -565,6 +595,34 @@ impl Config {
         Ok(config)
     }
 
+    /// The TLS files only mean something for `rediss://`: a CA file beside a plain URL would
+    /// look like protection while the connection stays in the clear.
+    fn validate_redis_tls(&self) -> Result<(), ConfigError> {
+        let store = &self.store;
+        let files = [
+            ("store.redis_ca_file", &store.redis_ca_file),
+            ("store.redis_client_cert_file", &store.redis_client_cert_file),
+            ("store.redis_client_key_file", &store.redis_client_key_file),
+        ];
+        let tls = store.redis_url.split(',').any(|u| u.trim().to_ascii_lowercase().starts_with("rediss://"));
+        for (key, file) in files {
+            match file {
+                Some(path) if path.as_os_str().is_empty() => return Err(invalid(key, "empty: leave it unset")),
+                Some(_) if !tls => return Err(invalid(key, "needs a rediss:// (TLS) URL in store.redis_url")),
+                _ => {}
+            }
+        }
+        if store.redis_client_cert_file.is_some() != store.redis_client_key_file.is_some() {
+            let key = if store.redis_client_cert_file.is_none() {
+                "store.redis_client_cert_file"
+            } else {
+                "store.redis_client_key_file"
+            };
+            return Err(invalid(key, "the client certificate and its key go together: set both"));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.auth.transports.is_empty() {
             return Err(invalid("auth.transports", "name at least one of \"cookie\", \"bearer\""));
@@ -592,6 +650,7 @@ impl Config {
         if self.store.redis_cluster && self.store.redis_url.is_empty() {
             return Err(invalid("store.redis_cluster", "needs redis_url: the cluster's seed nodes"));
         }
+        self.validate_redis_tls()?;
         if self.store.redis_prefix.is_empty()
             || !self.store.redis_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
         {
@@ -611,6 +670,7 @@ impl Config {
         positive("server.request_timeout", self.server.request_timeout)?;
         positive("server.header_timeout", self.server.header_timeout)?;
         positive("revocation.max_staleness", self.revocation.max_staleness)?;
+        positive("audit.retention", self.audit.retention)?;
         if self.trusted_proxies()?.iter().any(|net| net.prefix_len() == 0) {
             return Err(invalid(
                 "server.trusted_proxies",
@@ -667,6 +727,7 @@ impl Config {
             "refresh.ttl" => self.refresh.ttl,
             "refresh.reuse_grace" => self.refresh.reuse_grace,
             "revocation.max_staleness" => self.revocation.max_staleness,
+            "audit.retention" => self.audit.retention,
             _ => Duration::secs(0),
         }
     }
@@ -788,7 +849,7 @@ impl Config {
 
 /// The largest value of every duration setting. Beyond them the date arithmetic of a login
 /// would overflow (`3000000d` made every login a 500), and long before that a value is a typo.
-const DURATION_LIMITS: [(&str, Duration, &str); 10] = [
+const DURATION_LIMITS: [(&str, Duration, &str); 11] = [
     ("server.request_timeout", Duration::secs(3600), "1h"),
     ("server.header_timeout", Duration::secs(3600), "1h"),
     ("session.idle_timeout", Duration::days(3650), "3650d"),
@@ -799,6 +860,7 @@ const DURATION_LIMITS: [(&str, Duration, &str); 10] = [
     ("refresh.ttl", Duration::days(3650), "3650d"),
     ("refresh.reuse_grace", Duration::secs(3600), "1h"),
     ("revocation.max_staleness", Duration::secs(3600), "1h"),
+    ("audit.retention", Duration::days(3650), "3650d"),
 ];
 
 /// Below this an admin key is worth a warning.
@@ -828,8 +890,17 @@ mod tests {
         assert!(shown.contains("postgres://tessera:***@db:5432/tessera"), "{shown}");
     }
 
+    /// Verification refuses a token whose `exp` is further from its `iat` than the longest
+    /// access-token lifetime: that must be the largest `jwt.access_ttl` configuration allows.
+    #[test]
+    fn the_access_ttl_limit_is_the_lifetime_verification_allows() {
+        let limit = DURATION_LIMITS.iter().find(|(key, _, _)| *key == "jwt.access_ttl").map(|(_, d, _)| d.as_std());
+        let allowed = tessera_core::jwt::MAX_ACCESS_TTL.whole_seconds();
+        assert_eq!(limit.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)), Some(allowed));
+    }
+
     /// Every key of the reference, so generated files reach every field's parser.
-    const KEYS: [&str; 37] = [
+    const KEYS: [&str; 41] = [
         "server.listen",
         "server.trusted_proxies",
         "server.proxy_header",
@@ -842,6 +913,9 @@ mod tests {
         "store.redis_url",
         "store.redis_cluster",
         "store.redis_prefix",
+        "store.redis_ca_file",
+        "store.redis_client_cert_file",
+        "store.redis_client_key_file",
         "auth.mode",
         "auth.transports",
         "auth.signup",
@@ -864,6 +938,7 @@ mod tests {
         "cookie.secure",
         "cookie.same_site",
         "admin.api_key",
+        "audit.retention",
         "pages.enabled",
         "pages.title",
         "verify.keys",
@@ -994,6 +1069,26 @@ mod tests {
         }
         let both = "[store]\npostgres_url = \"postgres://db/t\"\nredis_url = \"redis://cache\"";
         assert!(Config::from_toml(both).unwrap().store.is_distributed());
+    }
+
+    #[test]
+    fn redis_tls_files_need_a_rediss_url_and_come_in_pairs() {
+        let store = |url: &str, extra: &str| {
+            Config::from_toml(&format!("[store]\npostgres_url = \"postgres://db/t\"\nredis_url = \"{url}\"\n{extra}"))
+        };
+        let e = store("redis://cache", "redis_ca_file = \"/etc/ca.pem\"").unwrap_err().to_string();
+        assert!(e.contains("store.redis_ca_file") && e.contains("rediss://"), "{e}");
+        let e = store("rediss://cache", "redis_client_cert_file = \"/etc/c.pem\"").unwrap_err().to_string();
+        assert!(e.contains("store.redis_client_key_file"), "{e}");
+        let e = store("rediss://cache", "redis_client_key_file = \"/etc/k.pem\"").unwrap_err().to_string();
+        assert!(e.contains("store.redis_client_cert_file"), "{e}");
+        let e = store("rediss://cache", "redis_ca_file = \"\"").unwrap_err().to_string();
+        assert!(e.contains("store.redis_ca_file"), "{e}");
+        let all =
+            "redis_ca_file = \"/ca.pem\"\nredis_client_cert_file = \"/c.pem\"\nredis_client_key_file = \"/k.pem\"";
+        let c = store("rediss://cache:6380", all).unwrap();
+        assert_eq!(c.store.redis_ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        assert!(store("rediss://cache:6380", "").is_ok(), "TLS with the system trust store");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tessera_core::store::Store;
 use tessera_core::throttle::ThrottlePolicy;
 use tessera_core::username::Confusables;
 use tessera_core::{Auth, Clock, Mode, PasswordHasher, Policy, SessionPolicy};
+use tessera_store::redis::RedisTls;
 use tessera_store::{DistributedStore, RedisSettings, SqliteStore};
 use tokio::net::TcpListener;
 
@@ -88,6 +89,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let header_timeout = self.config.server.header_timeout.as_std();
         let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let pruning = tokio::spawn(prune_audit(self.store.clone(), self.state.clone(), self.config.audit.retention));
         // Feed connections never end by themselves: end them when the server stops, or the
         // graceful shutdown would wait for them until its drain timeout.
         let state = self.state.clone();
@@ -99,6 +101,7 @@ impl Application {
         };
         let served = crate::serve::serve(self.listener, self.router, header_timeout, shutdown).await;
         maintenance.abort();
+        pruning.abort();
         self.store.close().await;
         Ok(served?)
     }
@@ -151,6 +154,25 @@ async fn follow_keys(state: &AppState, tokens: &tessera_core::auth::Tokens) {
         reload.tick().await;
         if let Err(e) = tokens.reload_keys(store, state.auth.now()).await {
             tracing::warn!(error = %e, "signing key reload failed");
+        }
+    }
+}
+
+/// Deletes audit records whose last event is older than `audit.retention`: at start, then at
+/// a tenth of the retention (at least every second, at most every 10 minutes). Every instance
+/// does it; deleting what another already deleted costs nothing. Failures are logged and
+/// retried at the next tick.
+async fn prune_audit(store: Backend, state: AppState, retention: crate::duration::Duration) {
+    let every = (retention.as_std() / 10).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(600));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(before) = state.auth.now().checked_sub(retention.as_time()) else { continue };
+        match store.prune_audit(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned audit records older than audit.retention"),
+            Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
         }
     }
 }
@@ -225,6 +247,11 @@ impl Backend {
                 url: config.store.redis_url.clone(),
                 cluster: config.store.redis_cluster,
                 prefix: config.store.redis_prefix.clone(),
+                tls: RedisTls {
+                    ca_file: config.store.redis_ca_file.clone(),
+                    client_cert_file: config.store.redis_client_cert_file.clone(),
+                    client_key_file: config.store.redis_client_key_file.clone(),
+                },
             };
             let store = DistributedStore::connect(&config.store.postgres_url, &redis)
                 .await
@@ -263,6 +290,14 @@ impl Backend {
         match self {
             Self::Embedded(s) => s.query_audit(q).await,
             Self::Distributed(s) => s.postgres.query_audit(q).await,
+        }
+    }
+
+    /// Deletes audit records whose last event is before `before`, in short batches; how many.
+    pub async fn prune_audit(&self, before: time::OffsetDateTime) -> Result<u64, tessera_core::StoreError> {
+        match self {
+            Self::Embedded(s) => s.prune_audit(before).await,
+            Self::Distributed(s) => s.postgres.prune_audit(before).await,
         }
     }
 

@@ -13,7 +13,7 @@ mod sql;
 pub mod sqlite;
 
 pub use distributed::DistributedStore;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, Revocation, Revoked};
 pub use redis::{RedisSettings, RedisStore};
 pub use sql::{AuditQuery, AuditRecord};
 pub use sqlite::SqliteStore;

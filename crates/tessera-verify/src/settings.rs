@@ -38,7 +38,8 @@ pub struct Settings {
     /// The one algorithm accepted: tessera's `jwt.alg` (default EdDSA). HS256 cannot be
     /// verified outside tessera: its key is never published.
     pub algorithm: Alg,
-    /// Clock skew tolerated on `exp` and `iat` (default 30 s, as tessera's `jwt.leeway`).
+    /// Clock skew tolerated on `iat`, for a signer whose clock runs ahead (default 30 s, as
+    /// tessera's `jwt.leeway`). Never added to `exp`: a token is refused from its `exp` on.
     pub leeway: Duration,
     /// Tokens longer than this are refused unread (default and maximum 8 KiB).
     pub max_token_size: usize,

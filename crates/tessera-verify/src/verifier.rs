@@ -161,9 +161,9 @@ impl Verifier {
             Some(claims) => claims,
             None => self.verify_signature(token, now).await?,
         };
-        // Checked on every use, cached or not.
-        let leeway = inner.jwt.leeway.whole_seconds();
-        if now.unix_timestamp() >= claims.exp.saturating_add(leeway) {
+        // Checked on every use, cached or not — and, as at tessera, without the leeway: it
+        // tolerates clock skew in `iat`, never lengthens a lifetime tessera decided.
+        if now.unix_timestamp() >= claims.exp {
             return Err(Refusal::Invalid(JwtError::Expired));
         }
         if let Some(revocations) = &inner.revocations {

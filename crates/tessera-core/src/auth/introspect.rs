@@ -138,11 +138,14 @@ impl Auth {
     async fn count_revocation(&self, user: &UserId) -> Result<(), AuthError> {
         let key = crate::throttle::ThrottleKey::Revocations(user.to_string());
         let now = self.now();
-        if let Some(retry_after) = self.policy.throttle.retry_after(&key, self.store.failures(&key).await?, now) {
-            return Err(AuthError::Throttled { retry_after });
+        // Reserved atomically: parallel revocations cannot overrun the allowance.
+        match self.store.reserve_attempt(&key, &self.policy.throttle.rule(&key), now).await? {
+            crate::throttle::Reservation::Locked(failures) => {
+                let retry_after = self.policy.throttle.retry_after(&key, failures, now).unwrap_or(1);
+                Err(AuthError::Throttled { retry_after })
+            }
+            crate::throttle::Reservation::Reserved(_) => Ok(()),
         }
-        self.store.record_failure(&key, now, self.policy.throttle.forget_after).await?;
-        Ok(())
     }
 }
 

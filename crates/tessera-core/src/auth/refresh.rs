@@ -10,7 +10,7 @@ use crate::error::AuthError;
 use crate::id::TokenId;
 use crate::refresh::RefreshToken;
 use crate::session::{RefreshState, Session};
-use crate::throttle::ThrottleKey;
+use crate::throttle::{Reservation, ThrottleKey};
 
 use super::login::ip_string;
 use super::{Auth, ClientInfo, IssuedSession};
@@ -38,17 +38,23 @@ enum Verdict {
 impl Auth {
     /// `POST /v1/refresh`. Refused refresh tokens are counted per client IP; past the
     /// allowance the answer is [`AuthError::Throttled`] before any work is done.
+    /// The attempt is reserved before any work (atomically, like a login's), so parallel
+    /// forged tokens cost what sequential ones do, and given back unless it was refused.
     pub async fn refresh(&self, raw: &str, client: &ClientInfo) -> Result<IssuedSession, AuthError> {
-        let key = client.ip.map(ThrottleKey::refresh);
-        if let Some(key) = &key {
-            let now = self.now();
-            if let Some(retry_after) = self.policy.throttle.retry_after(key, self.store.failures(key).await?, now) {
+        let Some(key) = client.ip.map(ThrottleKey::refresh) else {
+            return self.refresh_unthrottled(raw, client).await;
+        };
+        let now = self.now();
+        let reserved = match self.store.reserve_attempt(&key, &self.policy.throttle.rule(&key), now).await? {
+            Reservation::Locked(failures) => {
+                let retry_after = self.policy.throttle.retry_after(&key, failures, now).unwrap_or(1);
                 return Err(AuthError::Throttled { retry_after });
             }
-        }
+            Reservation::Reserved(r) => r,
+        };
         let outcome = self.refresh_unthrottled(raw, client).await;
-        if let (Err(AuthError::Unauthenticated), Some(key)) = (&outcome, &key) {
-            self.store.record_failure(key, self.now(), self.policy.throttle.forget_after).await?;
+        if !matches!(outcome, Err(AuthError::Unauthenticated)) {
+            self.release_attempts(&[(key, reserved)]).await;
         }
         outcome
     }

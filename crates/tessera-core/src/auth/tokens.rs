@@ -231,6 +231,64 @@ impl Tokens {
         Ok(key)
     }
 
+    /// Stores a key made elsewhere (`tessera keys import`) under `kid`, sealed when a seal key
+    /// is set, exactly as a generated key would be. It is published at once and signs like a
+    /// rotated key: after `jwks_max_age`, or at once with `activate_now` (verifiers holding an
+    /// older JWKS then refuse its tokens until they fetch again). The other keys retire when it
+    /// starts signing and stay published until the tokens they signed have expired.
+    pub async fn import_key(
+        &self,
+        store: &dyn Store,
+        now: OffsetDateTime,
+        imported: &crate::jwt::ImportedKey,
+        kid: &str,
+        activate_now: bool,
+    ) -> Result<StoredKey, AuthError> {
+        if imported.alg() != self.alg() {
+            return Err(AuthError::Invalid(format!(
+                "this is an {} key, but the server signs with jwt.alg = \"{}\": import a key of that algorithm, or \
+                 change jwt.alg (which starts a new key set)",
+                imported.alg(),
+                self.alg()
+            )));
+        }
+        let key = SigningKey::from_private(kid, self.alg(), imported.private())
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let existing = store.keys().await?;
+        if existing.iter().any(|k| k.kid == kid) {
+            return Err(AuthError::Conflict(format!(
+                "a key with kid {kid} already exists (`tessera keys list`): this key was imported before, or choose \
+                 another with --kid"
+            )));
+        }
+        let activates_at = if activate_now { now } else { now + self.policy.jwks_max_age };
+        let private = Zeroizing::new(imported.private().to_vec());
+        let (private, sealed) = match &self.sealer {
+            Some(s) => {
+                (Zeroizing::new(s.seal(key.kid(), &private).map_err(|e| AuthError::Internal(e.to_string()))?), true)
+            }
+            None => (private, false),
+        };
+        let stored = StoredKey {
+            kid: kid.to_owned(),
+            alg: self.alg().as_str().to_owned(),
+            private,
+            sealed,
+            created_at: now,
+            activates_at,
+            retires_at: None,
+        };
+        store.insert_key(&stored).await.map_err(|e| match e {
+            crate::store::StoreError::Conflict => {
+                AuthError::Conflict(format!("a key with kid {kid} already exists (`tessera keys list`)"))
+            }
+            other => other.into(),
+        })?;
+        store.retire_keys(kid, activates_at).await?;
+        self.reload_keys(store, now).await?;
+        Ok(stored)
+    }
+
     /// The public keys, for `/.well-known/jwks.json`.
     pub fn jwks(&self) -> serde_json::Value {
         self.keys.current().jwks()
@@ -293,6 +351,24 @@ impl super::Auth {
         self.audit(
             crate::audit::AuditEvent::new(self.now(), crate::audit::AuditKind::KeyRotated)
                 .detail(format!("{} signs from {}", key.kid, key.activates_at)),
+        )
+        .await;
+        Ok(key)
+    }
+
+    /// `tessera keys import`: stores a key made elsewhere (see [`Tokens::import_key`]) and
+    /// audits it as a rotation.
+    pub async fn import_key(
+        &self,
+        imported: &crate::jwt::ImportedKey,
+        kid: &str,
+        activate_now: bool,
+    ) -> Result<StoredKey, AuthError> {
+        let tokens = self.tokens_or_internal()?;
+        let key = tokens.import_key(self.store.as_ref(), self.now(), imported, kid, activate_now).await?;
+        self.audit(
+            crate::audit::AuditEvent::new(self.now(), crate::audit::AuditKind::KeyRotated)
+                .detail(format!("{} imported; signs from {}", key.kid, key.activates_at)),
         )
         .await;
         Ok(key)

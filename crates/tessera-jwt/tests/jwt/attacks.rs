@@ -396,17 +396,19 @@ fn expired_token_is_rejected() {
     assert!(matches!(refused(f.verify_at(&token, NOW + Duration::days(400))), JwtError::Expired));
 }
 
+/// The leeway tolerates a signer's clock running ahead (`iat`), never lengthens `exp`: the
+/// lifetime is what tessera decided, and a token is refused from its `exp` on.
 #[test]
-fn token_within_leeway_is_accepted() {
+fn the_leeway_never_extends_exp() {
     let f = Fixture::new(Alg::EdDSA);
     let mut claims = f.claims();
     claims.iat = unix(NOW - ttl());
     claims.exp = unix(NOW);
     let token = f.token_with(&claims);
     assert!(f.verify_at(&token, NOW - Duration::seconds(1)).is_ok());
-    assert!(f.verify_at(&token, NOW + leeway() - Duration::seconds(1)).is_ok());
-    assert!(f.verify_at(&token, NOW + leeway() - Duration::milliseconds(1)).is_ok());
-    assert!(matches!(refused(f.verify_at(&token, NOW + leeway())), JwtError::Expired));
+    assert!(f.verify_at(&token, NOW - Duration::milliseconds(1)).is_ok());
+    assert!(matches!(refused(f.verify_at(&token, NOW)), JwtError::Expired));
+    assert!(matches!(refused(f.verify_at(&token, NOW + leeway() - Duration::seconds(1))), JwtError::Expired));
 }
 
 /// jsonwebtoken checks `exp` against `SystemTime::now()`; tessera must decide with its clock.
@@ -654,7 +656,8 @@ fn token_signed_by_retired_and_expired_key_is_rejected() {
     let forge_at = |now: time::OffsetDateTime| {
         let mut payload = f.claims_json();
         payload["iat"] = json!(unix(now));
-        payload["exp"] = json!(unix(now + Duration::days(365)));
+        // The longest lifetime a token may claim (a longer one is refused for that alone).
+        payload["exp"] = json!(unix(now + tessera_jwt::MAX_ACCESS_TTL));
         forge_with(&header, &payload.to_string(), |m| raw_sign(Alg::EdDSA, &old_private, m))
     };
     let s = settings(Alg::EdDSA);
@@ -695,5 +698,59 @@ fn es256_issues_low_s_only_and_refuses_the_high_s_twin_of_a_valid_token() {
             .expect("the high-S twin is a valid ECDSA signature");
         let malleated = format!("{message}.{}", b64(&twin));
         assert!(matches!(refused(f.verify(&malleated)), JwtError::BadSignature));
+    }
+}
+
+/// Whoever holds the signing key (a stolen one, an imported one that leaked) can write any
+/// `exp`; tessera still refuses a token claiming to live longer than any it issues
+/// (`MAX_ACCESS_TTL`, the largest `jwt.access_ttl`), and the `exp` of a minted token is an
+/// integer in `i64`.
+#[test]
+fn exp_far_beyond_any_access_ttl_is_rejected() {
+    let f = Fixture::new(Alg::EdDSA);
+    let iat = unix(NOW);
+    let max = tessera_jwt::MAX_ACCESS_TTL.whole_seconds();
+    for exp in [iat + max + 1, unix(NOW + Duration::days(3650)), i64::MAX, 253_402_300_799] {
+        let mut payload = f.claims_json();
+        payload["exp"] = json!(exp);
+        let err = refused(f.verify(&f.forge_json(&f.header(), &payload)));
+        assert!(matches!(&err, JwtError::Claims(m) if m.contains("more than a day")), "exp {exp}: {err}");
+    }
+    // Exactly the longest lifetime tessera can issue is fine.
+    let mut payload = f.claims_json();
+    payload["exp"] = json!(iat + max);
+    assert!(f.verify(&f.forge_json(&f.header(), &payload)).is_ok());
+    // Out of i64 range, negative, or not an integer: not a tessera `exp`.
+    for exp in [json!(u64::MAX), json!(1e300), json!(-1), json!(i64::MIN), json!("9999999999"), json!(1.7e9)] {
+        let mut payload = f.claims_json();
+        payload["exp"] = exp.clone();
+        refused(f.verify(&f.forge_json(&f.header(), &payload)));
+    }
+}
+
+/// An imported key (`tessera keys import`) under an operator-chosen or thumbprint `kid`
+/// verifies like a generated one, and the attack cases hold for it too.
+#[test]
+fn an_imported_key_with_a_long_kid_signs_and_is_held_to_the_same_rules() {
+    use tessera_jwt::import_private_key;
+    for alg in [Alg::EdDSA, Alg::ES256, Alg::RS256, Alg::HS256] {
+        let (_, private) = SigningKey::generate(alg).unwrap();
+        let input = if alg == Alg::HS256 {
+            format!(r#"{{"kty":"oct","k":"{}"}}"#, b64(&private))
+        } else {
+            format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", STANDARD.encode(&private))
+        };
+        let imported = import_private_key(input.as_bytes()).unwrap();
+        let kid = imported.kid(None).unwrap();
+        let key = SigningKey::from_private(&kid, alg, imported.private()).unwrap();
+        let keys = KeySet::new(vec![(key, NOW - Duration::hours(1), None)], NOW, ttl() + leeway()).unwrap();
+        let f = Fixture { alg, kid, private: imported.private().to_vec(), keys, settings: settings(alg), now: NOW };
+        assert!(f.verify(&f.token()).is_ok(), "{alg}");
+        let mut crit = f.header();
+        crit["crit"] = json!(["exp"]);
+        refused(f.verify(&f.forge_json(&crit, &f.claims_json())));
+        let mut payload = f.claims_json();
+        payload["exp"] = json!(i64::MAX);
+        refused(f.verify(&f.forge_json(&f.header(), &payload)));
     }
 }

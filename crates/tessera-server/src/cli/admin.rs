@@ -62,6 +62,41 @@ pub enum KeysCommand {
     /// Publish a new key; it signs once `jwt.jwks_max_age` has passed, and the old keys stay
     /// published until the tokens they signed have expired.
     Rotate,
+    /// Bring your own signing key: a PEM (PKCS#8 `PRIVATE KEY`, SEC 1 `EC PRIVATE KEY`, PKCS#1
+    /// `RSA PRIVATE KEY`) or a JWK with its private members, of the `jwt.alg` algorithm. It is
+    /// stored like a generated key (sealed under `jwt.seal_key` when set), published at once,
+    /// and signs as a rotated key does: once `jwt.jwks_max_age` has passed.
+    Import {
+        /// The key file, or `-` to read it from standard input.
+        file: String,
+        /// The key's `kid` (1 to 64 characters of A-Z a-z 0-9 - _). Default: the JWK's `kid`,
+        /// else the RFC 7638 thumbprint of the public key (a random one for HS256).
+        #[arg(long)]
+        kid: Option<String>,
+        /// Sign with it at once instead of after `jwt.jwks_max_age`. Verifiers still holding
+        /// the previous JWKS refuse its tokens until they fetch the JWKS again.
+        #[arg(long)]
+        activate_now: bool,
+    },
+}
+
+/// The key file of `tessera keys import`, or standard input for `-`; at most
+/// [`tessera_core::jwt::MAX_IMPORT_LEN`] bytes are read (the importer refuses more).
+fn read_key_input(file: &str) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::io::Read as _;
+    let limit = u64::try_from(tessera_core::jwt::MAX_IMPORT_LEN + 1).unwrap_or(u64::MAX);
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    if file == "-" {
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .context("cannot read the key from standard input")?;
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("cannot open the key file {file}"))?;
+        f.take(limit).read_to_end(&mut bytes).with_context(|| format!("cannot read the key file {file}"))?;
+    }
+    Ok(bytes)
 }
 
 pub async fn keys(config: &Config, cmd: KeysCommand) -> anyhow::Result<()> {
@@ -76,6 +111,25 @@ pub async fn keys(config: &Config, cmd: KeysCommand) -> anyhow::Result<()> {
                     let until = k.retires_at.map(fmt).unwrap_or_else(|| "-".into());
                     let sealed = if k.sealed { "sealed" } else { "unsealed" };
                     println!("{}\t{}\tsigns from {}\tuntil {}\t{}", k.kid, k.alg, fmt(k.activates_at), until, sealed);
+                }
+            }
+            KeysCommand::Import { file, kid, activate_now } => {
+                let input = read_key_input(&file)?;
+                let imported = tessera_core::jwt::import_private_key(&input).context("the key is refused")?;
+                let kid = imported.kid(kid.as_deref()).context("the key is refused")?;
+                let key = auth.import_key(&imported, &kid, activate_now).await.context("the key is refused")?;
+                let sealed = if key.sealed { "sealed" } else { "unsealed" };
+                println!(
+                    "imported {} ({}, {sealed}); published now, it signs from {}",
+                    key.kid,
+                    key.alg,
+                    fmt(key.activates_at)
+                );
+                if !key.sealed {
+                    eprintln!(
+                        "warning: the key is stored unsealed because jwt.seal_key is not set (set TESSERA_JWT__SEAL_KEY \
+                         to seal signing keys at rest)"
+                    );
                 }
             }
             KeysCommand::Rotate => {
@@ -157,7 +211,10 @@ pub async fn sessions(config: &Config, cmd: SessionsCommand) -> anyhow::Result<(
 
 /// `tessera audit`: the newest audit records first.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    action: Option<AuditAction>,
     /// Only events of this user (by username; also events recorded under the name typed at a
     /// failed login).
     #[arg(long)]
@@ -176,9 +233,39 @@ pub struct AuditArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Delete the records whose last event is older than audit.retention now (a running
+    /// server does this by itself), or than --before.
+    Prune {
+        /// An RFC 3339 time (2026-11-29T10:00:00Z) or a duration ago (30d) instead of
+        /// audit.retention.
+        #[arg(long)]
+        before: Option<String>,
+    },
+}
+
 pub async fn audit(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
     use crate::audit::{Filters, parse_event, parse_limit, parse_since, parse_user, query, record_json};
     let (auth, store) = open_auth(config, Arc::new(SystemClock)).await?;
+    if let Some(AuditAction::Prune { before }) = args.action {
+        let result = async {
+            let cutoff = match before {
+                Some(b) => parse_since(&b, auth.now()).context("--before")?,
+                None => auth
+                    .now()
+                    .checked_sub(config.audit.retention.as_time())
+                    .context("audit.retention reaches before the start of time")?,
+            };
+            let deleted = store.prune_audit(cutoff).await?;
+            let cutoff = cutoff.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            println!("deleted {deleted} audit record(s) whose last event is before {cutoff}");
+            Ok(())
+        }
+        .await;
+        store.close().await;
+        return result;
+    }
     let result = async {
         let filters = Filters {
             user: args.user.as_deref().map(parse_user).transpose().context("--user")?,
@@ -196,7 +283,9 @@ pub async fn audit(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
             } else {
                 let who = r.username.clone().or_else(|| r.user_id.map(|u| u.to_string())).unwrap_or_else(|| "-".into());
                 let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                println!("{}\t{}\t{}\t{}\t{}", fmt(r.at), r.kind, who, dash(&r.ip), dash(&r.detail));
+                // Folded repeats: `×N` and the time of the last one.
+                let count = if r.count > 1 { format!("×{} until {}", r.count, fmt(r.last_at)) } else { "-".into() };
+                println!("{}\t{}\t{}\t{}\t{}\t{}", fmt(r.at), r.kind, who, dash(&r.ip), dash(&r.detail), count);
             }
         }
         Ok(())

@@ -27,6 +27,11 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Connecting, creating and dropping take milliseconds; longer means something is wrong.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The PostgreSQL URL of the test server (its `test` database, no schema).
+pub fn postgres_url() -> String {
+    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
 /// This binary tests the distributed backend (target `api_distributed`).
 pub fn distributed() -> bool {
     env!("CARGO_CRATE_NAME") == "api_distributed"
@@ -52,6 +57,12 @@ impl TestStore {
         let dir = tempfile::tempdir().expect("temp dir");
         let distributed = distributed().then(Namespace::create);
         TestStore { dir, distributed }
+    }
+
+    /// An empty PostgreSQL schema and Redis prefix, whichever backend this binary tests: for
+    /// tests of the distributed store's own behaviour that run in both suites.
+    pub fn new_distributed() -> TestStore {
+        TestStore { dir: tempfile::tempdir().expect("temp dir"), distributed: Some(Namespace::create()) }
     }
 
     /// A directory that lives as long as the store, for files a test writes next to it.

@@ -78,6 +78,19 @@ pub enum Signer {
 }
 
 impl Signer {
+    /// A signer from the form the store keeps: PKCS#8 DER, or the raw HS256 secret.
+    pub fn from_private(alg: &str, private: &[u8]) -> Signer {
+        match alg {
+            "EdDSA" => Signer::Ed25519(Ed25519KeyPair::from_pkcs8(private).expect("an Ed25519 PKCS#8 key")),
+            "ES256" => Signer::Es256(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, private).expect("a P-256 PKCS#8 key"),
+            ),
+            "RS256" => Signer::Rs256(RsaKeyPair::from_pkcs8(private).expect("an RSA PKCS#8 key")),
+            "HS256" => Signer::Hs256(private.to_vec()),
+            other => panic!("unexpected algorithm {other}"),
+        }
+    }
+
     pub fn sign(&self, header: &str, payload: &str) -> String {
         let input = signing_input(header, payload);
         let signature = self.raw_signature(input.as_bytes());
@@ -122,15 +135,7 @@ impl ServerKey {
         assert_eq!(keys.len(), 1, "exactly one signing key in a fresh store: {keys:?}");
         let key = keys.remove(0);
         assert!(!key.sealed, "the forger reads an unsealed key");
-        let signer = match key.alg.as_str() {
-            "EdDSA" => Signer::Ed25519(Ed25519KeyPair::from_pkcs8(&key.private).expect("an Ed25519 PKCS#8 key")),
-            "ES256" => Signer::Es256(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.private).expect("a P-256 PKCS#8 key"),
-            ),
-            "RS256" => Signer::Rs256(RsaKeyPair::from_pkcs8(&key.private).expect("an RSA PKCS#8 key")),
-            "HS256" => Signer::Hs256(key.private.to_vec()),
-            other => panic!("unexpected algorithm {other}"),
-        };
+        let signer = Signer::from_private(&key.alg, &key.private);
         ServerKey { kid: key.kid, alg: key.alg, signer }
     }
 
@@ -226,5 +231,187 @@ pub fn high_s_twin(signature: &[u8]) -> Vec<u8> {
         out[32 + i] = u8::try_from(d).expect("a byte");
     }
     assert_eq!(borrow, 0, "s < n");
+    out
+}
+
+/// A signing key the test made itself, in every form `tessera keys import` reads, so that
+/// after importing it the test can sign any claims with the key the server trusts.
+pub struct TestKey {
+    pub alg: &'static str,
+    /// PKCS#8 DER for the asymmetric algorithms, the raw secret for HS256.
+    pub private: Vec<u8>,
+    pub signer: Signer,
+}
+
+impl TestKey {
+    pub fn generate(alg: &'static str) -> TestKey {
+        let rng = SystemRandom::new();
+        let private = match alg {
+            "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng).expect("Ed25519").as_ref().to_vec(),
+            "ES256" => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("P-256").as_ref().to_vec()
+            }
+            "RS256" => {
+                use aws_lc_rs::encoding::AsDer as _;
+                let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA");
+                pair.as_der().expect("PKCS#8").as_ref().to_vec()
+            }
+            "HS256" => {
+                let mut secret = vec![0u8; 32];
+                aws_lc_rs::rand::fill(&mut secret).expect("random");
+                secret
+            }
+            other => panic!("unexpected algorithm {other}"),
+        };
+        let signer = Signer::from_private(alg, &private);
+        TestKey { alg, private, signer }
+    }
+
+    /// `-----BEGIN PRIVATE KEY-----` (PKCS#8).
+    pub fn pkcs8_pem(&self) -> String {
+        pem("PRIVATE KEY", &self.private)
+    }
+
+    /// `-----BEGIN EC PRIVATE KEY-----` (SEC 1, RFC 5915), ES256 only.
+    pub fn sec1_pem(&self) -> String {
+        use aws_lc_rs::encoding::{AsDer as _, EcPrivateKeyRfc5915Der};
+        let Signer::Es256(pair) = &self.signer else { panic!("SEC 1 is for EC keys") };
+        let der: EcPrivateKeyRfc5915Der<'_> = pair.private_key().as_der().expect("SEC 1");
+        pem("EC PRIVATE KEY", der.as_ref())
+    }
+
+    /// `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1), RS256 only: the inner `RSAPrivateKey`.
+    pub fn pkcs1_pem(&self) -> String {
+        pem("RSA PRIVATE KEY", pkcs1_of(&self.private))
+    }
+
+    /// `-----BEGIN PUBLIC KEY-----` (SPKI): the public half alone.
+    pub fn public_pem(&self) -> String {
+        use aws_lc_rs::encoding::AsDer as _;
+        let der = match &self.signer {
+            Signer::Ed25519(k) => k.public_key().as_der().expect("SPKI").as_ref().to_vec(),
+            Signer::Es256(k) => k.public_key().as_der().expect("SPKI").as_ref().to_vec(),
+            Signer::Rs256(k) => k.public_key().as_der().expect("SPKI").as_ref().to_vec(),
+            Signer::Hs256(_) => panic!("HS256 has no public key"),
+        };
+        pem("PUBLIC KEY", &der)
+    }
+
+    /// The public JWK members (RFC 7517/7518/8037), without `kid`/`alg`/`use`.
+    pub fn public_jwk(&self) -> Value {
+        match &self.signer {
+            Signer::Ed25519(k) => json!({"kty": "OKP", "crv": "Ed25519", "x": b64u(k.public_key().as_ref())}),
+            Signer::Es256(k) => {
+                let point = k.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-256", "x": b64u(&point[1..33]), "y": b64u(&point[33..65])})
+            }
+            Signer::Rs256(_) => {
+                let ints = der_integers(pkcs1_of(&self.private));
+                json!({"kty": "RSA", "n": b64u(ints[1]), "e": b64u(ints[2])})
+            }
+            Signer::Hs256(_) => panic!("HS256 has no public key"),
+        }
+    }
+
+    /// The JWK with its private members.
+    pub fn private_jwk(&self) -> Value {
+        match &self.signer {
+            Signer::Hs256(k) => json!({"kty": "oct", "k": b64u(k)}),
+            Signer::Rs256(_) => {
+                let ints = der_integers(pkcs1_of(&self.private));
+                let mut jwk = self.public_jwk();
+                for (name, i) in [("d", 3), ("p", 4), ("q", 5), ("dp", 6), ("dq", 7), ("qi", 8)] {
+                    jwk[name] = json!(b64u(ints[i]));
+                }
+                jwk
+            }
+            _ => {
+                let mut jwk = self.public_jwk();
+                jwk["d"] = json!(b64u(&self.secret_core()));
+                jwk
+            }
+        }
+    }
+
+    /// Bytes only the private key has (the Ed25519 seed, the EC scalar, the RSA `d`, the HMAC
+    /// secret): they must never be found in a sealed row or in the command's output.
+    pub fn secret_core(&self) -> Vec<u8> {
+        use aws_lc_rs::encoding::{AsBigEndian as _, Curve25519SeedBin, EcPrivateKeyBin};
+        match &self.signer {
+            Signer::Ed25519(k) => {
+                let seed: Curve25519SeedBin<'_> = k.seed().expect("seed").as_be_bytes().expect("seed bytes");
+                seed.as_ref().to_vec()
+            }
+            Signer::Es256(k) => {
+                let d: EcPrivateKeyBin<'_> = k.private_key().as_be_bytes().expect("scalar");
+                d.as_ref().to_vec()
+            }
+            Signer::Rs256(_) => der_integers(pkcs1_of(&self.private))[3].to_vec(),
+            Signer::Hs256(k) => k.clone(),
+        }
+    }
+
+    /// Signs `header`/`payload` text as given.
+    pub fn sign(&self, header: &str, payload: &str) -> String {
+        self.signer.sign(header, payload)
+    }
+
+    /// Whether `token` carries a valid signature by this key: proves a token the server issued
+    /// was signed with the imported key, independently of the server's own verification.
+    pub fn signed(&self, token: &str) -> bool {
+        let (h, p, s) = split(token);
+        let message = format!("{h}.{p}");
+        let sig = unb64u(&s);
+        let public = |alg: &'static dyn signature::VerificationAlgorithm, key: &[u8]| {
+            signature::UnparsedPublicKey::new(alg, key.to_vec()).verify(message.as_bytes(), &sig).is_ok()
+        };
+        match &self.signer {
+            Signer::Ed25519(k) => public(&signature::ED25519, k.public_key().as_ref()),
+            Signer::Es256(k) => public(&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref()),
+            Signer::Rs256(k) => public(&signature::RSA_PKCS1_2048_8192_SHA256, k.public_key().as_ref()),
+            Signer::Hs256(k) => hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, k), message.as_bytes(), &sig).is_ok(),
+        }
+    }
+}
+
+/// RFC 7468 text: `-----BEGIN label-----`, base64 in 64-character lines, `-----END label-----`.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// One DER element of tag `tag` at the front of `input`: `(contents, rest)`. Test code only.
+fn der_element(input: &[u8], tag: u8) -> (&[u8], &[u8]) {
+    assert_eq!(input[0], tag, "DER tag");
+    let (len, header) = match input[1] {
+        n if n < 0x80 => (usize::from(n), 2),
+        0x81 => (usize::from(input[2]), 3),
+        0x82 => (usize::from(u16::from_be_bytes([input[2], input[3]])), 4),
+        other => panic!("DER length form {other:#x}"),
+    };
+    input[header..].split_at(len)
+}
+
+/// The `RSAPrivateKey` inside an RSA PKCS#8 `PrivateKeyInfo`.
+fn pkcs1_of(pkcs8: &[u8]) -> &[u8] {
+    let (info, _) = der_element(pkcs8, 0x30);
+    let (_, rest) = der_element(info, 0x02);
+    let (_, rest) = der_element(rest, 0x30);
+    let (octets, _) = der_element(rest, 0x04);
+    octets
+}
+
+/// The INTEGERs of a PKCS#1 `RSAPrivateKey` (version, n, e, d, p, q, dp, dq, qi), each without
+/// the leading zero DER adds to keep it positive.
+fn der_integers(pkcs1: &[u8]) -> Vec<&[u8]> {
+    let (mut rest, _) = der_element(pkcs1, 0x30);
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (int, next) = der_element(rest, 0x02);
+        out.push(if int.len() > 1 && int[0] == 0 { &int[1..] } else { int });
+        rest = next;
+    }
+    assert_eq!(out.len(), 9, "a two-prime RSAPrivateKey");
     out
 }

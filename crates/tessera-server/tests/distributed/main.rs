@@ -23,6 +23,8 @@ mod postgres_outage;
 mod propagation;
 mod redis_data_loss;
 mod redis_outage;
+mod redis_rollback;
 mod revocation_feed;
 mod revocation_outage;
 mod subscription_loss;
+mod tls;

@@ -1,6 +1,6 @@
-//! The PostgreSQL half of the distributed backend: accounts, the audit trail, signing keys and
-//! server secrets, shared by every instance. Sessions, throttle counters and the denylist live
-//! in Redis; the server combines the two.
+//! The PostgreSQL half of the distributed backend: accounts, the audit trail, signing keys,
+//! server secrets and the durable record of revocations, shared by every instance. Sessions,
+//! throttle counters and the denylist live in Redis; the server combines the two.
 //!
 //! - Several instances may start at once against one database. sqlx's migrator serialises them
 //!   on an advisory lock, and every write here is one statement that is right whichever instance
@@ -13,13 +13,16 @@
 //! ([`crate::sql`]); `keys.rs` holds the one that takes a lock here.
 
 mod keys;
+mod revocations;
 
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 use tessera_core::store::StoreError;
 
+pub use self::revocations::{Revocation, Revoked};
 use crate::sql::{impl_account_store, impl_audit_store};
 
 /// Enough for the requests of one instance; every instance has its own pool, so the sum over
@@ -57,14 +60,25 @@ impl PgStore {
         if !url.contains("statement_timeout") {
             options = options.options([("statement_timeout", "5s")]);
         }
+        // One connection first, on its own: the pool would report any failure to connect as a
+        // bare timeout, and the operator needs the cause (refused, no such database, password).
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(with_hint(connect_err(e))),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!("no answer within {ACQUIRE_TIMEOUT:?}")));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|e| match db_err(e) {
-                StoreError::Unavailable(msg) => {
+            .map_err(|e| match connect_err(e) {
+                StoreError::Unavailable(msg) if !msg.starts_with("TLS") => {
                     StoreError::Unavailable(format!("no PostgreSQL connection within {ACQUIRE_TIMEOUT:?}: {msg}"))
                 }
                 other => other,
@@ -85,7 +99,7 @@ impl PgStore {
             // every instance, forever; closing it ends the session and frees the lock.
             conn.close_on_drop();
         }
-        result.map_err(migrate_err)
+        result.map_err(|e| with_hint(migrate_err(e)))
     }
 
     /// Succeeds when PostgreSQL answers; part of `/readyz`.
@@ -111,8 +125,9 @@ fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::Database(db) if db.code().is_some_and(|code| is_transient_sqlstate(&code)) => {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(describe(db.as_ref()))
         }
+        sqlx::Error::Database(db) => StoreError::Other(describe(db.as_ref())),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
@@ -120,6 +135,67 @@ fn db_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// A failure to connect, as [`db_err`] maps it; a failed TLS handshake (which fails at once)
+/// says what to check.
+fn connect_err(e: sqlx::Error) -> StoreError {
+    let tls = is_tls_failure(&e);
+    match db_err(e) {
+        StoreError::Unavailable(msg) if tls => StoreError::Unavailable(format!(
+            "TLS connection failed — check sslmode, sslrootcert and the server's certificate: {msg}"
+        )),
+        other => other,
+    }
+}
+
+/// A TLS failure: sqlx's own (a server without TLS under `sslmode=require`), or rustls's
+/// verdict on the handshake (an unknown CA, a wrong name), which sqlx passes on as I/O.
+fn is_tls_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
+    }
+}
+
+/// What PostgreSQL said, in its words: the message, its detail and hint, and the SQLSTATE —
+/// not the position in the server's source that sqlx appends (`at line 948`).
+fn describe(db: &(dyn sqlx::error::DatabaseError + 'static)) -> String {
+    let mut text = db.message().to_owned();
+    if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+        for extra in [pg.detail(), pg.hint()].into_iter().flatten() {
+            text.push_str(". ");
+            text.push_str(extra);
+        }
+    }
+    if let Some(code) = db.code() {
+        text.push_str(&format!(" (SQLSTATE {code})"));
+    }
+    text
+}
+
+/// A start-up failure with what to do about the common ones: tessera creates its tables, but
+/// not the database, the schema or the role.
+fn with_hint(e: StoreError) -> StoreError {
+    let hint = |m: &str| {
+        if m.contains("SQLSTATE 3D000") {
+            Some("create the database first (createdb -O <user> <database>)")
+        } else if m.contains("SQLSTATE 3F000") {
+            Some("the schema named by options[search_path] in the URL must exist first (CREATE SCHEMA <name>)")
+        } else if m.contains("SQLSTATE 28P01") || m.contains("SQLSTATE 28000") {
+            Some("check the user and password in store.postgres_url")
+        } else {
+            None
+        }
+    };
+    match e {
+        StoreError::Other(m) => match hint(&m) {
+            Some(h) => StoreError::Other(format!("{m}: {h}")),
+            None => StoreError::Other(m),
+        },
+        other => other,
     }
 }
 

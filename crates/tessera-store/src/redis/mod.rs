@@ -14,26 +14,37 @@
 //! - Propagation. Every denylist write publishes on `<prefix>:deny`; each instance keeps a
 //!   subscription and wakes its denylist sync on every message and after every reconnect
 //!   (see [`DenylistStore::denylist_changes`]).
+//! - Transport. `redis://` is plain TCP; `rediss://` is TLS with the server's certificate and
+//!   host name verified (see `tls.rs`), for commands and the subscription alike.
 //! - Failure. Connections reconnect by themselves; a command that cannot be answered within
 //!   [`RESPONSE_TIMEOUT`] fails as [`StoreError::Unavailable`], which callers turn into 503.
+//! - Doubt. A Redis that restarts may come back without its last writes (an older snapshot, a
+//!   replica that had not caught up), and a reconnect is invisible to callers. Every sign that
+//!   it may have happened — the subscription connection lost, a command that failed as
+//!   unavailable — raises a doubt ([`RedisStore::doubt`]) that only the distributed store's
+//!   check clears (see `distributed.rs`), comparing the server's `run_id` with the one it
+//!   last replayed the durable revocations into ([`RedisStore::replayed_run`]).
 
 mod codec;
 mod denylist;
 mod sessions;
 mod throttle;
+mod tls;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, RetryMethod, Value};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RetryMethod, TlsCertificates, Value};
 use tessera_core::id::UserId;
 use tessera_core::store::StoreError;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+pub use self::tls::RedisTls;
 
 /// A command (or a reconnection attempt) that takes longer than this counts as an outage.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -50,6 +61,8 @@ pub struct RedisSettings {
     pub cluster: bool,
     /// Prepended to every key and channel.
     pub prefix: String,
+    /// CA and client certificate for `rediss://` URLs.
+    pub tls: RedisTls,
 }
 
 /// The Redis store. Cheap to clone: clones share connections and the subscription task.
@@ -69,6 +82,23 @@ struct Inner {
     /// The cursor of this process's last denylist read and the member at it: how the next
     /// read notices a log rolled back and written past that position (see `denylist.rs`).
     deny_anchor: Mutex<Option<(u64, String)>>,
+    doubts: Arc<Doubts>,
+}
+
+/// Whether Redis may have restarted or lost writes since someone last made sure it holds every
+/// durable revocation: `raised` counts the signs of it, `cleared` is the count a check that
+/// started after them cleared. Starts doubted: nothing has checked yet.
+struct Doubts {
+    raised: AtomicU64,
+    cleared: AtomicU64,
+    wake: Arc<Notify>,
+}
+
+impl Doubts {
+    fn raise(&self) {
+        self.raised.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
 }
 
 impl Drop for Inner {
@@ -88,32 +118,25 @@ impl RedisStore {
         if urls.is_empty() {
             return Err(StoreError::Other("store.redis_url is empty".into()));
         }
-        let conn = if settings.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(RESPONSE_TIMEOUT)
-                // Retries (slot moves, a fail-over) within one overall bound, then 503.
-                .overall_response_timeout(Some(2 * RESPONSE_TIMEOUT))
-                .retries(2)
-                .min_retry_wait(50)
-                .max_retry_wait(500)
-                .build()
-                .map_err(redis_err)?;
-            Conn::Cluster(Box::new(client.get_async_connection().await.map_err(redis_err)?))
-        } else {
-            if urls.len() > 1 {
-                return Err(StoreError::Other(
-                    "store.redis_url lists several servers: set store.redis_cluster = true for a cluster".into(),
-                ));
-            }
-            let client = redis::Client::open(urls[0]).map_err(redis_err)?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(200));
-            Conn::Single(ConnectionManager::new_with_config(client, config).await.map_err(redis_err)?)
-        };
+        if urls.len() > 1 && !settings.cluster {
+            return Err(StoreError::Other(
+                "store.redis_url lists several servers: set store.redis_cluster = true for a cluster".into(),
+            ));
+        }
+        let tls = urls.iter().any(|u| tls::is_tls(u));
+        if tls && !urls.iter().all(|u| tls::is_tls(u)) {
+            return Err(StoreError::Other("store.redis_url mixes redis:// and rediss:// URLs: use one".into()));
+        }
+        if !tls && !settings.tls.is_empty() {
+            return Err(StoreError::Other(
+                "store.redis_ca_file and the client certificate need a rediss:// URL (TLS) in store.redis_url".into(),
+            ));
+        }
+        let certs = settings.tls.load()?;
+        if tls {
+            tls::install_crypto_provider();
+        }
+        let conn = Self::open(&urls, settings.cluster, certs.as_ref()).await.map_err(|e| connect_err(e, tls))?;
         // The scripts use EXPIRETIME/PEXPIRETIME (Redis 7.0): refuse an older server at start
         // rather than fail every login with "unknown command" later.
         let probe: Result<i64, RedisError> = redis::cmd("EXPIRETIME")
@@ -128,10 +151,14 @@ impl RedisStore {
         }
         let keys = Keys { prefix: settings.prefix.clone() };
         let changes = Arc::new(Notify::new());
+        let doubts =
+            Arc::new(Doubts { raised: AtomicU64::new(1), cleared: AtomicU64::new(0), wake: Arc::new(Notify::new()) });
         let subscriber = tokio::spawn(subscribe(
             urls.iter().map(|u| (*u).to_owned()).collect(),
+            certs,
             keys.deny_channel(),
             Arc::clone(&changes),
+            Arc::clone(&doubts),
         ));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -141,8 +168,96 @@ impl RedisStore {
                 changes,
                 subscriber: Mutex::new(Some(subscriber)),
                 deny_anchor: Mutex::new(None),
+                doubts,
             }),
         })
+    }
+
+    /// The command connection: a cluster client over the seed nodes, or a reconnecting
+    /// connection to the one server.
+    async fn open(urls: &[&str], cluster: bool, certs: Option<&TlsCertificates>) -> Result<Conn, RedisError> {
+        if cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(RESPONSE_TIMEOUT)
+                // Retries (slot moves, a fail-over) within one overall bound, then 503.
+                .overall_response_timeout(Some(2 * RESPONSE_TIMEOUT))
+                .retries(2)
+                .min_retry_wait(50)
+                .max_retry_wait(500);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs.clone());
+            }
+            let client = builder.build()?;
+            Ok(Conn::Cluster(Box::new(client.get_async_connection().await?)))
+        } else {
+            let client = tls::client(urls[0], certs)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(200));
+            Ok(Conn::Single(ConnectionManager::new_with_config(client, config).await?))
+        }
+    }
+
+    /// Records a sign that Redis may have restarted or lost writes (see the module docs).
+    pub fn doubt(&self) {
+        self.inner.doubts.raise();
+    }
+
+    /// How many doubts were raised so far: a check passes this to [`RedisStore::clear_doubts`]
+    /// when it succeeds, clearing only the doubts raised before it started.
+    pub fn doubts_raised(&self) -> u64 {
+        self.inner.doubts.raised.load(Ordering::SeqCst)
+    }
+
+    /// Clears the doubts up to `raised` (a value of [`RedisStore::doubts_raised`] read before
+    /// the check that makes sure of Redis started).
+    pub fn clear_doubts(&self, raised: u64) {
+        self.inner.doubts.cleared.fetch_max(raised, Ordering::SeqCst);
+    }
+
+    /// Whether no doubt is pending: Redis was made sure of after every sign of a restart.
+    pub fn is_trusted(&self) -> bool {
+        self.inner.doubts.cleared.load(Ordering::SeqCst) >= self.inner.doubts.raised.load(Ordering::SeqCst)
+    }
+
+    /// Signalled whenever a doubt is raised (one waiter: the distributed store's check).
+    pub fn doubt_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.doubts.wake)
+    }
+
+    /// The `run_id` of the Redis server (from `INFO server`): random, chosen at every start of
+    /// the process, so no data set — however old the snapshot it was loaded from — can name the
+    /// run it is loaded into. `None` for a Cluster, whose nodes each have their own.
+    pub async fn run_id(&self) -> Result<Option<String>, StoreError> {
+        if matches!(self.inner.conn, Conn::Cluster(_)) {
+            return Ok(None);
+        }
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut self.conn()).await.map_err(redis_err)?;
+        let run_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+            .ok_or_else(|| StoreError::Other("INFO server names no run_id".into()))?;
+        Ok(Some(run_id))
+    }
+
+    /// The `run_id` of the server the durable revocations were last replayed into, as recorded
+    /// in Redis itself by [`RedisStore::set_replayed_run`].
+    pub async fn replayed_run(&self) -> Result<Option<String>, StoreError> {
+        redis::cmd("GET").arg(self.keys().replayed_run()).query_async(&mut self.conn()).await.map_err(redis_err)
+    }
+
+    pub async fn set_replayed_run(&self, run_id: &str) -> Result<(), StoreError> {
+        let _: () = redis::cmd("SET")
+            .arg(self.keys().replayed_run())
+            .arg(run_id)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(())
     }
 
     /// Lets session keys expire at the session's idle end rather than only at its absolute
@@ -253,6 +368,10 @@ impl Keys {
     fn deny_channel(&self) -> String {
         format!("{}:deny", self.prefix)
     }
+
+    fn replayed_run(&self) -> String {
+        format!("{}:replayed-run", self.prefix)
+    }
 }
 
 /// A standalone connection (reconnecting by itself) or a cluster connection (routing by slot).
@@ -293,7 +412,15 @@ impl ConnectionLike for Conn {
 /// Keeps one subscription to the denylist channel, on whichever seed node answers (a Cluster
 /// forwards `PUBLISH` to every node), and signals `changes` on every message and after every
 /// (re)subscription — a reconnect may have missed messages, so the reader resynchronises.
-async fn subscribe(urls: Vec<String>, channel: String, changes: Arc<Notify>) {
+///
+/// Losing the subscription, or failing to get one, raises a doubt: the server may be restarting.
+async fn subscribe(
+    urls: Vec<String>,
+    certs: Option<TlsCertificates>,
+    channel: String,
+    changes: Arc<Notify>,
+    doubts: Arc<Doubts>,
+) {
     let mut next = 0;
     let mut delay = RESUBSCRIBE_DELAY;
     let mut failing = false;
@@ -301,7 +428,7 @@ async fn subscribe(urls: Vec<String>, channel: String, changes: Arc<Notify>) {
         let url = &urls[next % urls.len()];
         let server = redacted(url);
         next += 1;
-        match open_subscription(url, &channel).await {
+        match open_subscription(url, certs.as_ref(), &channel).await {
             Ok(mut pubsub) => {
                 tracing::info!(%server, "denylist subscription established");
                 changes.notify_one();
@@ -310,14 +437,19 @@ async fn subscribe(urls: Vec<String>, channel: String, changes: Arc<Notify>) {
                 while messages.next().await.is_some() {
                     changes.notify_one();
                 }
+                doubts.raise();
                 tracing::warn!(%server, "denylist subscription lost; resubscribing");
             }
             // Once per outage at warn level: the denylist poll reports the rest.
             Err(e) if !failing => {
+                doubts.raise();
                 tracing::warn!(%server, error = %e, "cannot subscribe to denylist changes; retrying");
                 failing = true;
             }
-            Err(e) => tracing::debug!(%server, error = %e, "cannot subscribe to denylist changes"),
+            Err(e) => {
+                doubts.raise();
+                tracing::debug!(%server, error = %e, "cannot subscribe to denylist changes");
+            }
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
@@ -330,8 +462,12 @@ fn redacted(url: &str) -> String {
     url.into_connection_info().map_or_else(|_| "(unparsable URL)".to_owned(), |info| info.addr().to_string())
 }
 
-async fn open_subscription(url: &str, channel: &str) -> Result<redis::aio::PubSub, RedisError> {
-    let client = redis::Client::open(url)?;
+async fn open_subscription(
+    url: &str,
+    certs: Option<&TlsCertificates>,
+    channel: &str,
+) -> Result<redis::aio::PubSub, RedisError> {
+    let client = tls::client(url, certs)?;
     let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| RedisError::from((redis::ErrorKind::Io, "subscription connect timed out")))??;
@@ -358,6 +494,28 @@ fn redis_err(e: RedisError) -> StoreError {
         || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
         || !matches!(e.retry_method(), RetryMethod::NoRetry);
     if transient { StoreError::Unavailable(e.to_string()) } else { StoreError::Other(e.to_string()) }
+}
+
+/// [`redis_err`] for the start-up connection, saying what an operator would check when the
+/// connection fails other than by refusal: the certificates when it is TLS (a failed
+/// verification is an I/O error), and a forgotten `rediss://` when it is not (a TLS-only port
+/// cuts a plain client's first command).
+fn connect_err(e: RedisError, tls: bool) -> StoreError {
+    let cut = !e.is_connection_refusal() && (e.is_io_error() || e.is_connection_dropped() || e.is_timeout());
+    let hint = if cut && tls {
+        Some(
+            "TLS (rediss://) connection failed — check the server's certificate, store.redis_ca_file and the client certificate",
+        )
+    } else if cut && !e.is_timeout() {
+        Some("the connection was cut (if this Redis only accepts TLS, use a rediss:// URL)")
+    } else {
+        None
+    };
+    match (redis_err(e), hint) {
+        (StoreError::Unavailable(m), Some(hint)) => StoreError::Unavailable(format!("{hint}: {m}")),
+        (StoreError::Other(m), Some(hint)) => StoreError::Other(format!("{hint}: {m}")),
+        (other, _) => other,
+    }
 }
 
 fn corrupt(what: &str) -> StoreError {

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::Script;
-use tessera_core::clock::to_unix_ms;
+use tessera_core::clock::{from_unix_ms, to_unix_ms};
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::session::{RefreshState, Session};
 use tessera_core::store::{SessionStore, StoreError};
@@ -130,19 +130,25 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// KEYS: session, index. ARGV: session id. Returns 1 if the session existed.
+/// KEYS: session, index. ARGV: session id. Returns, if the session existed, when its key was
+/// to expire (`PEXPIRETIME`, as a string): the distributed store records until when the ended
+/// session could have come back. A touch only ever moves that expiry later, so no older copy
+/// of the key (a snapshot) outlives it.
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+        local t = redis.call('PEXPIRETIME', KEYS[1])
         local n = redis.call('DEL', KEYS[1])
         redis.call('ZREM', KEYS[2], ARGV[1])
-        return n
+        if n == 0 then return false end
+        return tostring(t)
         ",
     )
 });
 
 /// KEYS: index, then the declared sessions. ARGV: the id to keep (or ''), then the declared
-/// ids. Returns the ids deleted, or nil when the index names an undeclared session.
+/// ids. Returns id, expiry (as in `DELETE`) of each session deleted, or nil when the index
+/// names an undeclared session.
 static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DECLARED}
@@ -154,7 +160,11 @@ static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
         local deleted = {{}}
         for _, id in ipairs(ids) do
             if id ~= ARGV[1] then
-                if redis.call('DEL', keys[id]) == 1 then table.insert(deleted, id) end
+                local t = redis.call('PEXPIRETIME', keys[id])
+                if redis.call('DEL', keys[id]) == 1 then
+                    table.insert(deleted, id)
+                    table.insert(deleted, tostring(t))
+                end
                 redis.call('ZREM', KEYS[1], id)
             end
         end
@@ -322,32 +332,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_session(&self, user: &UserId, id: &SessionId) -> Result<bool, StoreError> {
-        let deleted: i64 = DELETE
-            .key(self.keys().session(user, id))
-            .key(self.keys().session_index(user))
-            .arg(id.to_string())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        Ok(deleted == 1)
+        Ok(self.end_session(user, id).await?.is_some())
     }
 
     async fn delete_sessions_of(&self, user: &UserId, keep: Option<&SessionId>) -> Result<Vec<SessionId>, StoreError> {
-        let keep = keep.map(ToString::to_string).unwrap_or_default();
-        for _ in 0..DECLARE_ATTEMPTS {
-            let declared = self.index(user).await?;
-            let mut invocation = DELETE_ALL.prepare_invoke();
-            invocation.key(self.keys().session_index(user)).arg(&keep);
-            for id in declared.iter().filter(|id| **id != keep) {
-                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
-            }
-            let deleted: Option<Vec<Option<Vec<u8>>>> =
-                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
-            if let Some(deleted) = deleted {
-                return deleted.into_iter().map(session_id).collect();
-            }
-        }
-        Err(busy_index())
+        Ok(self.end_sessions_of(user, keep).await?.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn rotate_refresh(
@@ -378,6 +367,51 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
+    /// [`SessionStore::delete_session`], answering until when the deleted session could have
+    /// been used — when its key was to expire: its idle end, never after its absolute end — or
+    /// `None` when there was no such session.
+    pub async fn end_session(&self, user: &UserId, id: &SessionId) -> Result<Option<OffsetDateTime>, StoreError> {
+        let value: Option<Vec<u8>> = DELETE
+            .key(self.keys().session(user, id))
+            .key(self.keys().session_index(user))
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        value.map(|v| usable_until(&v)).transpose()
+    }
+
+    /// [`SessionStore::delete_sessions_of`], answering each deleted session with until when it
+    /// could have been used.
+    pub async fn end_sessions_of(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+    ) -> Result<Vec<(SessionId, OffsetDateTime)>, StoreError> {
+        let keep = keep.map(ToString::to_string).unwrap_or_default();
+        for _ in 0..DECLARE_ATTEMPTS {
+            let declared = self.index(user).await?;
+            let mut invocation = DELETE_ALL.prepare_invoke();
+            invocation.key(self.keys().session_index(user)).arg(&keep);
+            for id in declared.iter().filter(|id| **id != keep) {
+                invocation.key(format!("{}{id}", self.keys().sessions_of(user))).arg(id);
+            }
+            let deleted: Option<Vec<Option<Vec<u8>>>> =
+                invocation.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            if let Some(deleted) = deleted {
+                let mut ended = Vec::with_capacity(deleted.len() / 2);
+                let mut rows = deleted.into_iter();
+                while let Some(id) = rows.next() {
+                    let id = session_id(id)?;
+                    let value = rows.next().flatten().ok_or_else(|| corrupt("session listing"))?;
+                    ended.push((id, usable_until(&value)?));
+                }
+                return Ok(ended);
+            }
+        }
+        Err(busy_index())
+    }
+
     /// The ids in `user`'s session index, oldest first: what a script is told to declare.
     async fn index(&self, user: &UserId) -> Result<Vec<String>, StoreError> {
         redis::cmd("ZRANGE")
@@ -388,6 +422,13 @@ impl RedisStore {
             .await
             .map_err(redis_err)
     }
+}
+
+/// Until when a deleted session's key was to expire, from the `PEXPIRETIME` a script answered.
+/// A key without an expiry (none is written so) counts as usable for as long as any session.
+fn usable_until(raw: &[u8]) -> Result<OffsetDateTime, StoreError> {
+    let ms: i64 = std::str::from_utf8(raw).ok().and_then(|t| t.parse().ok()).ok_or_else(|| corrupt("key expiry"))?;
+    Ok(if ms < 0 { OffsetDateTime::now_utc() + time::Duration::days(366) } else { from_unix_ms(ms) })
 }
 
 /// Sessions kept appearing between reading the index and running the script: this user is

@@ -12,7 +12,7 @@
 //! where the concurrency argument differs (the first signing key, see `postgres/keys.rs`).
 
 mod accounts;
-mod audit;
+pub(crate) mod audit;
 mod keys;
 
 use tessera_core::id::{SessionId, UserId};

@@ -72,9 +72,15 @@ impl SqliteStore {
     /// Creates `data_dir` if missing, opens (or creates) `data_dir/tessera.db`, applies the
     /// migrations and starts the task that keeps the session cache coherent with other
     /// processes. Must be called inside a tokio runtime.
+    ///
+    /// An error names the database file (or the directory) and says what is wrong with it in
+    /// words: a file or directory tessera may not write is refused here, before the server
+    /// starts, rather than answering every write with 503 later.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
         create_private_dir(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
+        check_writable(data_dir, &db_path)?;
+        let named = |e: sqlx::Error| naming(db_err(e), &db_path);
         let options = SqliteConnectOptions::new()
             .filename(&db_path)
             .create_if_missing(true)
@@ -87,8 +93,8 @@ impl SqliteStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(db_err)?;
-        MIGRATOR.run(&pool).await.map_err(migrate_err)?;
+            .map_err(named)?;
+        MIGRATOR.run(&pool).await.map_err(|e| naming(migrate_err(e), &db_path))?;
 
         let cache = Arc::new(SessionCache::new(cache::CAPACITY));
         let from_seq = cache::latest_revocation(&pool).await?;
@@ -151,9 +157,82 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display())))
+    builder.create(dir).map_err(|e| {
+        StoreError::Other(format!(
+            "SQLite database {}: cannot create the data directory {} ({})",
+            dir.join(DB_FILE).display(),
+            dir.display(),
+            io_cause(&e)
+        ))
+    })
+}
+
+/// Refuses a data directory tessera cannot create files in (SQLite creates the database and
+/// its `-wal` and `-shm` files there) and a database file (or WAL file) it cannot write: SQLite
+/// would open such a file read-only without a word, and every write would fail later.
+fn check_writable(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
+    let probe = dir.join(format!(".{DB_FILE}.write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => {
+            return Err(StoreError::Other(format!(
+                "SQLite database {}: cannot create files in the data directory {} ({}); tessera keeps the \
+                 database and its -wal and -shm files there, so the user running it needs write access to it",
+                db_path.display(),
+                dir.display(),
+                io_cause(&e)
+            )));
+        }
+    }
+    let files = [
+        ("the file", db_path.to_path_buf()),
+        ("its WAL file", sidecar(db_path, "-wal")),
+        ("its shared-memory file", sidecar(db_path, "-shm")),
+    ];
+    for (what, file) in files {
+        if !file.exists() {
+            continue;
+        }
+        if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(&file) {
+            let name = if file == db_path { String::new() } else { format!(" {}", file.display()) };
+            return Err(StoreError::Other(format!(
+                "SQLite database {}: {what}{name} cannot be opened for writing ({}); tessera writes to it, so the \
+                 user running it needs read and write access to it",
+                db_path.display(),
+                io_cause(&e)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `db_path` with `suffix` appended to its file name (`tessera.db-wal`).
+fn sidecar(db_path: &Path, suffix: &str) -> PathBuf {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// An I/O error in words, without the `(os error N)` suffix.
+fn io_cause(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".to_owned(),
+        std::io::ErrorKind::StorageFull => "no space left on the device".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// `e` with the database file it concerns in front.
+fn naming(e: StoreError, db_path: &Path) -> StoreError {
+    let what = format!("SQLite database {}", db_path.display());
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{what}: {m}")),
+        StoreError::Other(m) => StoreError::Other(format!("{what}: {m}")),
+        StoreError::Conflict => StoreError::Other(format!("{what}: unexpected conflict")),
+    }
 }
 
 /// SQLite primary result codes that mean "cannot answer now" rather than "wrong request":
@@ -169,10 +248,15 @@ fn db_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => {
             // The driver reports the extended code; its low byte is the primary code.
             let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+            // The message and the code, without sqlx's "error returned from database" wrapper.
+            let message = match db.code() {
+                Some(code) => format!("{} (SQLite code {code})", db.message()),
+                None => db.message().to_owned(),
+            };
             if primary.is_some_and(|c| UNAVAILABLE_CODES.contains(&c)) {
-                StoreError::Unavailable(e.to_string())
+                StoreError::Unavailable(message)
             } else {
-                StoreError::Other(e.to_string())
+                StoreError::Other(message)
             }
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {

@@ -7,5 +7,6 @@
 
 mod helpers;
 mod lifecycle;
+mod revocations;
 #[path = "../sql/mod.rs"]
 mod sql;

@@ -24,7 +24,7 @@ pub struct Fixture {
 
 pub async fn open_store() -> Fixture {
     let prefix = format!("t{}", b64(&random_bytes::<9>()).replace(['-', '_'], "x"));
-    let settings = RedisSettings { url: server_url(), cluster: false, prefix: prefix.clone() };
+    let settings = RedisSettings { url: server_url(), cluster: false, prefix: prefix.clone(), tls: Default::default() };
     let store = RedisStore::connect(&settings).await.unwrap_or_else(|e| {
         panic!("Redis not reachable at {}: start it or set TESSERA_TEST_REDIS_URL ({e})", server_url())
     });

@@ -342,3 +342,35 @@ async fn a_late_touch_with_an_earlier_instant_moves_nothing_back() {
     assert_eq!(expiry_ms(&key).await, ms(later + idle));
     f.flush().await;
 }
+
+#[tokio::test]
+async fn ending_sessions_answers_when_each_key_was_to_expire() {
+    let f = open_store().await;
+    let user = UserId::generate();
+    let idle = time::Duration::seconds(600);
+    let (a, b, c) = (session(user, now()), session(user, now()), session(user, now()));
+    let d = session(user, now());
+    f.store.insert_session(&d).await.unwrap();
+    // With an idle timeout a key expires at the session's idle end, which a touch moves later.
+    f.store.set_session_idle_timeout(idle.unsigned_abs());
+    for s in [&a, &b, &c] {
+        f.store.insert_session(s).await.unwrap();
+    }
+    let at = now() + time::Duration::seconds(5);
+    f.store.touch_session(&user, &a.id, at).await.unwrap();
+
+    assert_eq!(
+        f.store.end_session(&user, &a.id).await.unwrap(),
+        Some(at + idle),
+        "a: its idle end, moved by the touch"
+    );
+    assert_eq!(f.store.end_session(&user, &a.id).await.unwrap(), None, "nothing left to end");
+
+    let mut all = f.store.end_sessions_of(&user, Some(&c.id)).await.unwrap();
+    all.sort();
+    let mut expected = vec![(b.id, b.last_seen_at + idle), (d.id, d.expires_at)];
+    expected.sort();
+    assert_eq!(all, expected, "b at its idle end, d (written without one) at its absolute end; c kept");
+    assert!(f.store.session(&user, &c.id).await.unwrap().is_some());
+    f.flush().await;
+}

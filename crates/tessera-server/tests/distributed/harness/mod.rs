@@ -1,6 +1,7 @@
 //! What the distributed tests stand on: PostgreSQL (a schema of the test's own on the shared
 //! server, or a private server the test can stop), redis-server processes of the test's own
-//! (standalone or a three-master cluster), and `tessera serve` processes configured through
+//! (standalone or a three-master cluster, plain or TLS, with certificates from a test CA made
+//! for the test), and `tessera serve` processes configured through
 //! the environment, as an operator would run them. Everything a test starts is stopped when
 //! the test ends, pass or fail.
 
@@ -8,6 +9,7 @@ pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod tessera;
+pub mod tls;
 pub mod traffic;
 
 use std::collections::BTreeSet;

@@ -6,7 +6,8 @@
 //! - [`PrivatePostgres`]: a server of the test's own (`initdb` into a temporary directory, a
 //!   free loopback port), which the outage test stops and starts again. PostgreSQL refuses to
 //!   run as root, so when the tests run as root it runs as the `postgres` OS user, which owns
-//!   its directory.
+//!   its directory. [`PrivatePostgres::start_tls`] gives it `ssl = on` with a test CA's server
+//!   certificate.
 //!
 //! Schemas are created and dropped with `psql`, so the tests need no database driver of their
 //! own. A missing server or binary fails the test with what to install or start: the
@@ -20,6 +21,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::process::Process;
+use super::tls::TestPki;
 use super::{eventually, free_port, run};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -39,6 +41,11 @@ impl Schema {
     pub async fn create(name: &str) -> Schema {
         psql(&server_url(), &format!("CREATE SCHEMA {name}")).await;
         Schema { name: name.to_owned() }
+    }
+
+    /// The value of one SQL query run in this schema (`psql -At`), trimmed.
+    pub async fn query_value(&self, sql: &str) -> String {
+        query_value(&server_url(), &format!("SET search_path TO {}; {sql}", self.name)).await
     }
 
     /// A URL whose connections work in this schema (sqlx's `options[search_path]`).
@@ -69,6 +76,15 @@ async fn psql(url: &str, sql: &str) {
     );
 }
 
+/// The value `sql` yields at `url` (`psql -At`), trimmed; fails the test if psql fails.
+async fn query_value(url: &str, sql: &str) -> String {
+    let mut cmd = psql_command(url, sql);
+    cmd.arg("-At");
+    let output = run_psql(cmd).await;
+    assert!(output.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr).trim());
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 fn psql_command(url: &str, sql: &str) -> Command {
     let mut cmd = Command::new("psql");
     cmd.args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql]).env("PGCONNECT_TIMEOUT", "10");
@@ -96,29 +112,81 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     /// The OS user (uid, gid) the server runs as when the tests run as root.
     owner: Option<(u32, u32)>,
+    /// `ssl = on` with the certificate and key copied into the server's directory.
+    tls: bool,
+    /// TCP connections only over TLS with a client certificate signed by the test CA.
+    client_certs: bool,
     server: Option<Process>,
 }
 
 impl PrivatePostgres {
     /// `initdb` (trust authentication, user `postgres`) and start.
     pub async fn start() -> PrivatePostgres {
+        Self::start_with(None, false).await
+    }
+
+    /// The same with TLS (`ssl = on`), presenting `pki`'s server certificate (for 127.0.0.1
+    /// and localhost), and listening on 127.0.0.1 and 127.0.0.2 — a name the certificate does
+    /// not have. Plain connections are still accepted, as by a stock server.
+    pub async fn start_tls(pki: &TestPki) -> PrivatePostgres {
+        Self::start_with(Some(pki), false).await
+    }
+
+    /// [`Self::start_tls`], but TCP clients must use TLS and present a certificate signed by
+    /// `pki`'s CA (`hostssl … clientcert=verify-ca`); anything else is turned away.
+    pub async fn start_tls_demanding_client_certs(pki: &TestPki) -> PrivatePostgres {
+        Self::start_with(Some(pki), true).await
+    }
+
+    async fn start_with(pki: Option<&TestPki>, client_certs: bool) -> PrivatePostgres {
         let bin = server_binaries();
         let dir = tempfile::tempdir().expect("temp dir");
         let owner = if running_as_root() { Some(postgres_user()) } else { None };
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown the data directory to postgres");
         }
-        let mut pg = PrivatePostgres { dir, port: free_port(), bin, owner, server: None };
+        let mut pg =
+            PrivatePostgres { dir, port: free_port(), bin, owner, tls: pki.is_some(), client_certs, server: None };
         let mut initdb = pg.command("initdb");
         initdb.arg("-D").arg(pg.data_dir()).args(["--auth=trust", "-U", "postgres", "--no-sync", "--locale=C"]);
         let output = run(initdb).await;
         assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
+        if let Some(pki) = pki {
+            // PostgreSQL reads them as its own user and refuses a key others can read.
+            let files = [(pki.server_cert(), "server.pem"), (pki.server_key(), "server.key"), (pki.ca(), "ca.pem")];
+            for (from, to) in files {
+                let to = pg.dir.path().join(to);
+                std::fs::copy(&from, &to).expect("copy the server certificate");
+                std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .expect("chmod the server certificate");
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::chown(&to, Some(uid), Some(gid)).expect("chown the server certificate");
+                }
+            }
+        }
+        if client_certs {
+            let hba = pg.data_dir().join("pg_hba.conf");
+            std::fs::write(&hba, "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n")
+                .expect("write pg_hba.conf");
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&hba, Some(uid), Some(gid)).expect("chown pg_hba.conf");
+            }
+        }
         pg.spawn().await;
         pg
     }
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The value of one SQL query (`psql -At`), trimmed.
+    pub async fn query_value(&self, sql: &str) -> String {
+        query_value(&self.url(), sql).await
     }
 
     /// Fast shutdown (`SIGINT`): sessions are cut, the server checkpoints and exits.
@@ -141,6 +209,15 @@ impl PrivatePostgres {
             "-c",
             "fsync=off",
         ]);
+        if self.tls {
+            let file = |name: &str| self.dir.path().join(name).display().to_string();
+            cmd.args(["-c", "ssl=on", "-c", &format!("ssl_cert_file={}", file("server.pem"))])
+                .args(["-c", &format!("ssl_key_file={}", file("server.key"))])
+                .args(["-c", "listen_addresses=127.0.0.1,127.0.0.2"]);
+        }
+        if self.client_certs {
+            cmd.args(["-c", &format!("ssl_ca_file={}", self.dir.path().join("ca.pem").display())]);
+        }
         let mut server = Process::spawn("postgres (private)", cmd);
         let isready = self.bin.join("pg_isready");
         let port = self.port.to_string();

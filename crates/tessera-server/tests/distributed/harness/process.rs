@@ -72,6 +72,11 @@ impl Process {
         self.child.try_wait().unwrap_or_else(|e| panic!("wait for {}: {e}", self.name))
     }
 
+    /// Everything the process has written so far.
+    pub fn log(&self) -> String {
+        std::fs::read(self.log.path()).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+    }
+
     /// The last lines of the process's output.
     pub fn log_tail(&self) -> String {
         let mut text = String::new();

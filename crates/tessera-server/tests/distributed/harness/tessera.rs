@@ -101,6 +101,22 @@ impl Deployment {
         join_all(starting.into_iter().map(Starting::ready)).await
     }
 
+    /// Starts `tessera serve` expecting it to refuse to start: returns the end of its output
+    /// and how long it took to exit. Fails the test if it exits successfully or is still
+    /// running after [`START_LIMIT`] (a hang is not a refusal).
+    pub async fn serve_refused(&self) -> (String, Duration) {
+        let mut process = self.spawn("expected to refuse").process;
+        let what = format!("{} exits", process.name());
+        let (status, took) = eventually(&what, START_LIMIT, Duration::from_millis(25), || {
+            let status = process.exited();
+            async move { status }
+        })
+        .await;
+        let log = process.log_tail();
+        assert!(!status.success(), "tessera serve exited successfully ({status}) instead of refusing\n{log}");
+        (log, took)
+    }
+
     fn spawn(&self, name: &str) -> Starting {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let mut cmd = self.command();
@@ -178,6 +194,11 @@ impl Instance {
     /// `SIGKILL`: no graceful shutdown, connections cut mid-request.
     pub fn kill(&mut self) {
         self.process.kill();
+    }
+
+    /// Everything the instance has logged so far.
+    pub fn log(&self) -> String {
+        self.process.log()
     }
 }
 
