@@ -31,7 +31,8 @@ struct Fixture {
 async fn open() -> Fixture {
     let schema = pg::TestSchema::create().await;
     let prefix = rd::open_store().await.prefix;
-    let settings = RedisSettings { url: rd::server_url(), cluster: false, prefix: prefix.clone(), tls: Default::default() };
+    let settings =
+        RedisSettings { url: rd::server_url(), cluster: false, prefix: prefix.clone(), tls: Default::default() };
     let store = DistributedStore::connect(&schema.url(), &settings).await.unwrap();
     Fixture { _schema: schema, prefix, store }
 }
