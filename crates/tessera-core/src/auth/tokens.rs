@@ -147,23 +147,30 @@ impl Tokens {
     /// A fresh signing key for the configured algorithm, sealed when a seal key is set.
     fn new_key(&self, now: OffsetDateTime, activates_at: OffsetDateTime) -> Result<StoredKey, AuthError> {
         let (key, private) = SigningKey::generate(self.alg()).map_err(|e| AuthError::Internal(e.to_string()))?;
-        let private = Zeroizing::new(private);
+        self.to_store(key.kid(), Zeroizing::new(private), now, activates_at)
+    }
+
+    /// The stored form of a key's private bytes: sealed when a seal key is set.
+    fn to_store(
+        &self,
+        kid: &str,
+        private: Zeroizing<Vec<u8>>,
+        now: OffsetDateTime,
+        activates_at: OffsetDateTime,
+    ) -> Result<StoredKey, AuthError> {
         let (private, sealed) = match &self.sealer {
-            Some(s) => {
-                (Zeroizing::new(s.seal(key.kid(), &private).map_err(|e| AuthError::Internal(e.to_string()))?), true)
-            }
+            Some(s) => (Zeroizing::new(s.seal(kid, &private).map_err(|e| AuthError::Internal(e.to_string()))?), true),
             None => (private, false),
         };
-        let stored = StoredKey {
-            kid: key.kid().to_owned(),
+        Ok(StoredKey {
+            kid: kid.to_owned(),
             alg: self.alg().as_str().to_owned(),
             private,
             sealed,
             created_at: now,
             activates_at,
             retires_at: None,
-        };
-        Ok(stored)
+        })
     }
 
     /// Rebuilds the key set from the store (every instance does this periodically, so a
@@ -262,22 +269,7 @@ impl Tokens {
             )));
         }
         let activates_at = if activate_now { now } else { now + self.policy.jwks_max_age };
-        let private = Zeroizing::new(imported.private().to_vec());
-        let (private, sealed) = match &self.sealer {
-            Some(s) => {
-                (Zeroizing::new(s.seal(key.kid(), &private).map_err(|e| AuthError::Internal(e.to_string()))?), true)
-            }
-            None => (private, false),
-        };
-        let stored = StoredKey {
-            kid: kid.to_owned(),
-            alg: self.alg().as_str().to_owned(),
-            private,
-            sealed,
-            created_at: now,
-            activates_at,
-            retires_at: None,
-        };
+        let stored = self.to_store(key.kid(), Zeroizing::new(imported.private().to_vec()), now, activates_at)?;
         store.insert_key(&stored).await.map_err(|e| match e {
             crate::store::StoreError::Conflict => {
                 AuthError::Conflict(format!("a key with kid {kid} already exists (`tessera keys list`)"))

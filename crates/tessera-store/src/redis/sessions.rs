@@ -46,6 +46,13 @@ const EXPIRES_AT_OFFSET: &str = r"
         return tonumber(ARGV[first + (version - 1) * 2 + b % 2])
     end
     local function u32(s) local a, b, c, d = string.byte(s, 1, 4); return ((a * 256 + b) * 256 + c) * 256 + d end
+    -- Moves the key's expiry to `idle_end` (unix ms, '' to leave it), never past the absolute
+    -- end stored at offset `e`, never earlier than it already is.
+    local function expire_at_idle_end(e, idle_end)
+        if idle_end == '' then return end
+        local absolute = u32(redis.call('GETRANGE', KEYS[1], e, e + 3)) * 1000
+        redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.min(tonumber(idle_end), absolute)), 'GT')
+    end
 ";
 
 /// KEYS: session, index, then the declared sessions. ARGV: value, when the key expires (unix
@@ -120,11 +127,7 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
         if u32(redis.call('GETRANGE', KEYS[1], at, at + 3)) < u32(ARGV[2]) then
             redis.call('SETRANGE', KEYS[1], at, ARGV[2])
         end
-        if ARGV[3] ~= '' then
-            local absolute = u32(redis.call('GETRANGE', KEYS[1], e, e + 3)) * 1000
-            local idle_end = string.format('%.0f', math.min(tonumber(ARGV[3]), absolute))
-            redis.call('PEXPIREAT', KEYS[1], idle_end, 'GT')
-        end
+        expire_at_idle_end(e, ARGV[3])
         return 1
         ",
     ))
@@ -229,11 +232,7 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| {
         if u32(redis.call('GETRANGE', KEYS[1], seen, seen + 3)) < u32(ARGV[5]) then
             redis.call('SETRANGE', KEYS[1], seen, ARGV[5])
         end
-        if ARGV[7] ~= '' then
-            local absolute = u32(redis.call('GETRANGE', KEYS[1], e, e + 3)) * 1000
-            local idle_end = string.format('%.0f', math.min(tonumber(ARGV[7]), absolute))
-            redis.call('PEXPIREAT', KEYS[1], idle_end, 'GT')
-        end
+        expire_at_idle_end(e, ARGV[7])
         return 1
         ",
     ))
