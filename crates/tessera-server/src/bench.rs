@@ -5,6 +5,9 @@
 //! are not. The baselines are what a user would write instead: a bare axum handler with a
 //! minimal body, the same handler serialising tessera's `/v1/me` document, and (with Redis
 //! configured) a handler doing one Redis `GET` per request through the same client library.
+//! Every server gets the same request (`GET /v1/me` with a bearer credential; the baselines
+//! ignore it), and the server under test and the load generator are pinned to cores of their
+//! own.
 //! Each row reports requests/s, the server's CPU per request (the process's CPU less the load
 //! generator's thread, from `/proc`), p50/p99 latency, and for rows that read Redis, Redis's
 //! own CPU per request (`INFO cpu`). Each mode is measured twice: `GET /v1/me`, and
@@ -45,6 +48,8 @@ pub struct BenchOptions {
     pub sessions: usize,
     /// Runs per server, interleaved; the median is reported.
     pub rounds: usize,
+    /// Measures only the modes whose name contains one of these (empty: all of them).
+    pub only: Vec<String>,
     /// PostgreSQL and Redis to measure the distributed backend on (from the configuration's
     /// `store.postgres_url` / `store.redis_url`); `None` measures the embedded store only.
     pub distributed: Option<Distributed>,
@@ -66,6 +71,7 @@ impl Default for BenchOptions {
             connections: 32,
             sessions: 5_000,
             rounds: 3,
+            only: Vec::new(),
             distributed: None,
         }
     }
@@ -143,7 +149,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let mut me_body = String::new();
     let mut redis_me_body = String::new();
     let distributed_modes = scratch.iter().flat_map(|s| DISTRIBUTED_MODES.iter().map(move |m| (m, Some(s))));
+    let wanted = |name: &str| options.only.is_empty() || options.only.iter().any(|w| name.contains(w.as_str()));
     for (i, ((name, toml), scratch)) in MODES.iter().map(|m| (m, None)).chain(distributed_modes).enumerate() {
+        if !wanted(name) {
+            continue;
+        }
         // Tokens must outlive the whole run.
         let mut config = Config::from_toml(toml)?;
         config.jwt.access_ttl = crate::duration::Duration::secs(3600);
@@ -157,7 +167,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             scratch.configure(&mut config, i);
         }
         let reads_redis = scratch.is_some() && reads_per_request(&config);
-        let server = ServerThread::start(move || async move {
+        let server = ServerThread::start(format!("mode-{i}"), move || async move {
             let app = Application::build(config, Arc::new(SystemClock)).await?;
             Ok((app.local_addr(), move |stop| app.run_until_stopped(stop)))
         })?;
@@ -183,7 +193,15 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             reads_redis,
         });
     }
-    let bare_request: Arc<[u8]> = Arc::from(&b"GET /v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..]);
+    if targets.is_empty() {
+        bail!("--only {:?} matches none of the modes", options.only.join(","));
+    }
+    if redis_me_body.is_empty() {
+        redis_me_body.clone_from(&me_body);
+    }
+    // The bare handlers get the very request the first mode gets, credential included: what
+    // is compared is what the servers do with it, not how much of it they parse.
+    let bare_request = Arc::clone(&targets[0].request);
     let baseline = |name: &str, server| Target {
         name: name.to_owned(),
         server,
@@ -193,11 +211,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         reads_redis: false,
     };
     // The handler a user would write first: no authentication, a small JSON.
-    let minimal = bare_server(|| axum::Json(Minimal { ok: true }))?;
+    let minimal = bare_server("bare-minimal", || axum::Json(Minimal { ok: true }))?;
     // The same handler serialising tessera's `/v1/me` document on every request, as tessera
     // does: the difference between the two baselines is the body alone.
     let document: &'static serde_json::Value = Box::leak(Box::new(serde_json::from_str(&me_body)?));
-    let with_body = bare_server(move || axum::Json(document))?;
+    let with_body = bare_server("bare-body", move || axum::Json(document))?;
     let mut baselines = vec![
         baseline("bare axum handler, minimal body", minimal),
         baseline("bare axum handler, tessera's body", with_body),
@@ -294,12 +312,12 @@ fn reads_per_request(config: &Config) -> bool {
 }
 
 /// A bare axum server answering `GET /v1/me` with `handler`.
-fn bare_server<H, R>(handler: H) -> anyhow::Result<ServerThread>
+fn bare_server<H, R>(thread: &str, handler: H) -> anyhow::Result<ServerThread>
 where
     H: Fn() -> R + Clone + Send + Sync + 'static,
     R: axum::response::IntoResponse + Send + 'static,
 {
-    ServerThread::start(move || async move {
+    ServerThread::start(thread.to_owned(), move || async move {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let router = axum::Router::new().route("/v1/me", get(move || std::future::ready(handler())));
@@ -319,7 +337,7 @@ async fn one_get_server(scratch: &Scratch, body: &'static serde_json::Value) -> 
     let value = vec![0x5a_u8; TYPICAL_SESSION_BYTES];
     let _: () = redis::cmd("SET").arg(&key).arg(value).query_async(&mut conn).await?;
     let url = scratch.redis_url.clone();
-    ServerThread::start(move || async move {
+    ServerThread::start("one-get".to_owned(), move || async move {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let redis = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
@@ -576,70 +594,73 @@ fn load(addr: SocketAddr, request: &Arc<[u8]>, options: &BenchOptions, redis: Op
     let request = Arc::clone(request);
     let options = options.clone();
     let redis = redis.map(str::to_owned);
-    std::thread::spawn(move || -> anyhow::Result<Sample> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async move {
-            let mut redis = match redis {
-                Some(url) => Some(redis_connection(&url).await?),
-                None => None,
-            };
-            let counting = Arc::new(AtomicBool::new(false));
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut tasks = Vec::new();
-            for _ in 0..options.connections {
-                let (request, counting, stop) = (request.clone(), counting.clone(), stop.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut stream = TcpStream::connect(addr).await?;
-                    stream.set_nodelay(true)?;
-                    let mut buf = vec![0u8; 16 * 1024];
-                    let mut latencies: Vec<u32> = Vec::with_capacity(64 * 1024);
-                    while !stop.load(Ordering::Relaxed) {
-                        let sent = Instant::now();
-                        stream.write_all(&request).await?;
-                        let status = read_response(&mut stream, &mut buf).await?;
-                        if status != 200 {
-                            bail!("answered {status} under load");
+    std::thread::Builder::new()
+        .name("load".to_owned())
+        .spawn(move || -> anyhow::Result<Sample> {
+            pin(Core::Load);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let mut redis = match redis {
+                    Some(url) => Some(redis_connection(&url).await?),
+                    None => None,
+                };
+                let counting = Arc::new(AtomicBool::new(false));
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut tasks = Vec::new();
+                for _ in 0..options.connections {
+                    let (request, counting, stop) = (request.clone(), counting.clone(), stop.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut stream = TcpStream::connect(addr).await?;
+                        stream.set_nodelay(true)?;
+                        let mut buf = vec![0u8; 16 * 1024];
+                        let mut latencies: Vec<u32> = Vec::with_capacity(64 * 1024);
+                        while !stop.load(Ordering::Relaxed) {
+                            let sent = Instant::now();
+                            stream.write_all(&request).await?;
+                            let status = read_response(&mut stream, &mut buf).await?;
+                            if status != 200 {
+                                bail!("answered {status} under load");
+                            }
+                            if counting.load(Ordering::Relaxed) {
+                                latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                            }
                         }
-                        if counting.load(Ordering::Relaxed) {
-                            latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
-                        }
-                    }
-                    anyhow::Ok(latencies)
-                }));
-            }
-            tokio::time::sleep(options.warmup).await;
-            let redis_before = match &mut redis {
-                Some(conn) => Some(redis_cpu_seconds(conn).await?),
-                None => None,
-            };
-            let cpu_before = Cpu::now()?;
-            counting.store(true, Ordering::Relaxed);
-            let start = Instant::now();
-            tokio::time::sleep(options.duration).await;
-            stop.store(true, Ordering::Relaxed);
-            let elapsed = start.elapsed();
-            let cpu = Cpu::now()?.since(cpu_before);
-            let redis_after = match &mut redis {
-                Some(conn) => Some(redis_cpu_seconds(conn).await?),
-                None => None,
-            };
-            let mut latencies = Vec::new();
-            for t in tasks {
-                latencies.extend(t.await??);
-            }
-            latencies.sort_unstable();
-            let count = latencies.len().max(1) as f64;
-            Ok(Sample {
-                rps: latencies.len() as f64 / elapsed.as_secs_f64(),
-                cpu_us: cpu.others_seconds() * 1e6 / count,
-                p50_us: percentile(&latencies, 0.50),
-                p99_us: percentile(&latencies, 0.99),
-                redis_us: redis_before.zip(redis_after).map(|(b, a)| (a - b) * 1e6 / count),
+                        anyhow::Ok(latencies)
+                    }));
+                }
+                tokio::time::sleep(options.warmup).await;
+                let redis_before = match &mut redis {
+                    Some(conn) => Some(redis_cpu_seconds(conn).await?),
+                    None => None,
+                };
+                let cpu_before = Cpu::now()?;
+                counting.store(true, Ordering::Relaxed);
+                let start = Instant::now();
+                tokio::time::sleep(options.duration).await;
+                stop.store(true, Ordering::Relaxed);
+                let elapsed = start.elapsed();
+                let cpu = Cpu::now()?.since(cpu_before);
+                let redis_after = match &mut redis {
+                    Some(conn) => Some(redis_cpu_seconds(conn).await?),
+                    None => None,
+                };
+                let mut latencies = Vec::new();
+                for t in tasks {
+                    latencies.extend(t.await??);
+                }
+                latencies.sort_unstable();
+                let count = latencies.len().max(1) as f64;
+                Ok(Sample {
+                    rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+                    cpu_us: cpu.others_seconds() * 1e6 / count,
+                    p50_us: percentile(&latencies, 0.50),
+                    p99_us: percentile(&latencies, 0.99),
+                    redis_us: redis_before.zip(redis_after).map(|(b, a)| (a - b) * 1e6 / count),
+                })
             })
-        })
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("load generator panicked"))?
+        })?
+        .join()
+        .map_err(|_| anyhow::anyhow!("load generator panicked"))?
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -784,6 +805,31 @@ fn dir_size(dir: &Path) -> anyhow::Result<u64> {
     Ok(total)
 }
 
+/// Which core a bench thread runs on.
+#[derive(Clone, Copy)]
+enum Core {
+    /// The server under test (and the idle ones): the second core.
+    Server,
+    /// The load generator: the first core.
+    Load,
+}
+
+/// Pins the calling thread, with two cores or more, so that the server under test and the load
+/// generator never share a core (the scheduler otherwise moves them together now and then,
+/// and one round comes out a third slower). Other processes (Redis, PostgreSQL) still run
+/// wherever the system puts them. With one core, nothing is pinned.
+fn pin(core: Core) {
+    let Some(cores) = core_affinity::get_core_ids() else { return };
+    if cores.len() < 2 {
+        return;
+    }
+    let id = match core {
+        Core::Load => cores[0],
+        Core::Server => cores[1],
+    };
+    core_affinity::set_for_current(id);
+}
+
 /// A server on a one-worker runtime on its own OS thread.
 struct ServerThread {
     addr: SocketAddr,
@@ -792,7 +838,8 @@ struct ServerThread {
 }
 
 impl ServerThread {
-    fn start<B, BF, R, RF>(build: B) -> anyhow::Result<Self>
+    /// `thread` names the OS thread (as profilers show it: at most 15 bytes).
+    fn start<B, BF, R, RF>(thread: String, build: B) -> anyhow::Result<Self>
     where
         B: FnOnce() -> BF + Send + 'static,
         BF: Future<Output = anyhow::Result<(SocketAddr, R)>>,
@@ -801,7 +848,8 @@ impl ServerThread {
     {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+        let thread = std::thread::Builder::new().name(thread).spawn(move || -> anyhow::Result<()> {
+            pin(Core::Server);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 let (addr, run) = match build().await {
@@ -817,7 +865,7 @@ impl ServerThread {
                 }))
                 .await
             })
-        });
+        })?;
         let addr = addr_rx.recv().context("server thread died")?.map_err(|e| anyhow::anyhow!(e))?;
         Ok(Self { addr, stop, thread })
     }

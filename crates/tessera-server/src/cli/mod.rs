@@ -59,6 +59,10 @@ enum Command {
         /// Interleaved runs per server; medians are reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Measures only the modes whose name contains one of these words (comma-separated,
+        /// e.g. `session,HS256`); the baselines are always measured.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         /// Instead: flood POST /v1/login on a `tessera serve` child process and report its RSS
         /// before, at the peak, and every 10 s of the idle minute after; fails when RSS a
         /// minute after is more than 20% above the pre-flood level.
@@ -144,11 +148,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crate::bench::login_flood::run(options).await
         }
-        Command::Bench { seconds, connections, rounds, .. } => {
+        Command::Bench { seconds, connections, rounds, only, .. } => {
             let options = crate::bench::BenchOptions {
                 duration: std::time::Duration::from_secs(seconds),
                 connections,
                 rounds: rounds.max(1),
+                only,
                 distributed: config.store.is_distributed().then(|| crate::bench::Distributed {
                     postgres_url: config.store.postgres_url.clone(),
                     redis_url: config.store.redis_url.clone(),
