@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::secret::{b64, b64_decode_exact, random_bytes};
+use crate::secret::{b64_decode_exact, b64_into, random_bytes};
 
 macro_rules! id128 {
     ($(#[$doc:meta])* $name:ident) => {
@@ -30,7 +30,7 @@ macro_rules! id128 {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&b64(&self.0))
+                f.write_str(b64_into(&self.0, &mut [0u8; 22]).unwrap_or_default())
             }
         }
 
@@ -42,7 +42,7 @@ macro_rules! id128 {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                s.serialize_str(b64_into(&self.0, &mut [0u8; 22]).unwrap_or_default())
             }
         }
     };

@@ -28,6 +28,9 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The longest value [`b64_decode_exact`] decodes.
+pub const MAX_EXACT: usize = 126;
+
 /// Decodes base64url without padding into exactly `N` bytes. Rejects padding, the standard
 /// alphabet and non-canonical trailing bits, so each value has one spelling only.
 pub fn b64_decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -35,8 +38,20 @@ pub fn b64_decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != (N * 4).div_ceil(3) {
         return None;
     }
-    let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
-    bytes.try_into().ok()
+    // Into a buffer on the stack (no allocation on the per-request path): base64's decoder
+    // wants room for its estimate, up to two bytes more than `N`. Every value tessera decodes
+    // this way is far shorter (the longest, a session token, is 65 bytes); a test holds it.
+    let mut buf = [0u8; MAX_EXACT + 2];
+    let room = buf.get_mut(..N + 2)?;
+    let n = URL_SAFE_NO_PAD.decode_slice(s, room).ok()?;
+    buf.get(..n)?.try_into().ok()
+}
+
+/// Writes the base64url form of `bytes` into `out`, returning it as text: the per-request
+/// forms (ids in answers) need no allocation. `None` if `out` is too small.
+pub fn b64_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> Option<&'a str> {
+    let n = URL_SAFE_NO_PAD.encode_slice(bytes, out).ok()?;
+    std::str::from_utf8(out.get(..n)?).ok()
 }
 
 /// Decodes canonical base64url without padding, of any length (a public RSA modulus, say).
@@ -98,6 +113,23 @@ mod tests {
         other.push(alt);
         let decoded = b64_decode_exact::<16>(&other);
         assert!(decoded.is_none() || decoded != Some(bytes));
+    }
+
+    #[test]
+    fn the_stack_decoder_takes_every_length_up_to_its_bound() {
+        fn round_trip<const N: usize>() {
+            let bytes: [u8; N] = random_bytes();
+            assert_eq!(b64_decode_exact::<N>(&b64(&bytes)), Some(bytes), "{N} bytes");
+            let mut out = [0u8; 200];
+            assert_eq!(b64_into(&bytes, &mut out), Some(b64(&bytes).as_str()));
+        }
+        // Ids, CSRF and secrets, session tokens, refresh tokens, and the bound itself.
+        round_trip::<16>();
+        round_trip::<32>();
+        round_trip::<65>();
+        round_trip::<69>();
+        round_trip::<MAX_EXACT>();
+        assert_eq!(b64_into(&[1, 2, 3], &mut [0u8; 3]), None, "too small an output");
     }
 
     proptest::proptest! {

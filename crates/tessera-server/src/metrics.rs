@@ -27,7 +27,7 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -288,8 +288,10 @@ impl Metrics {
     /// Counts and times one answer by method, route template (`unmatched` when no route
     /// matched) and status. The edge layer (`http::edge`, the outermost) calls it, so it sees
     /// refusals by the limits (408, 413, 431) and the answer to a panic too.
-    pub fn track(&self, method: &Method, route: Option<&MatchedPath>, status: StatusCode, elapsed: Duration) {
-        let route = route.map_or("unmatched", |p| route_label(p.as_str()));
+    /// `route` is the label of the template the path matched (see `http::edge::Templates`),
+    /// `None` when none did.
+    pub fn track(&self, method: &Method, route: Option<&'static str>, status: StatusCode, elapsed: Duration) {
+        let route = route.unwrap_or("unmatched");
         self.observe_request(method_label(method), route, status, elapsed.as_secs_f64());
     }
 }
@@ -306,12 +308,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     }
-}
-
-/// The route template as a `&'static str` (a label value must not be built per request, and
-/// must never carry what a client chose, such as a session id in the path).
-fn route_label(template: &str) -> &'static str {
-    crate::http::ROUTES.iter().find(|r| **r == template).copied().unwrap_or("other")
 }
 
 /// `GET /metrics`

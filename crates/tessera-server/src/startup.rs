@@ -31,7 +31,7 @@ const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    router: crate::http::App,
     config: Config,
     store: Backend,
     state: AppState,
@@ -65,6 +65,7 @@ impl Application {
             metrics,
             backend: store.clone(),
             verify_keys: config.verify.keys.iter().map(|k| TokenHash::of(k.expose().as_bytes())).collect(),
+            openapi: Default::default(),
         });
         let listener = TcpListener::bind(config.server.listen)
             .await

@@ -15,20 +15,23 @@
 //!   target, each with method, path, status, latency and the request id; every request is
 //!   logged at `debug` (`RUST_LOG=tessera_server::http=debug`). A request id is on demand: a
 //!   client or proxy that sends `X-Request-Id` gets it back and finds it in these lines.
+//! - A panic in a handler is answered with a plain 500 problem; the connection lives on.
 //! - Metrics (when on): every answer, refusals by the limits and the answer to a panic
 //!   included, is counted and timed by method, route template and status.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
 use tower::{Layer, Service};
 
 use super::MAX_HEADER_BYTES;
@@ -47,13 +50,42 @@ pub struct EdgeLayer {
     pub request_timeout: Duration,
     /// When on, every answer is counted by method, route and status.
     pub metrics: Option<Arc<Metrics>>,
+    /// The route templates the metrics label answers with (present with `metrics`).
+    pub templates: Option<Templates>,
 }
 
 impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, request_timeout: self.request_timeout, metrics: self.metrics.clone() }
+        let counted = self.metrics.clone().zip(self.templates.clone());
+        Edge { inner, request_timeout: self.request_timeout, counted }
+    }
+}
+
+/// Which route template a path matches, for the metrics' `route` label. The edge wraps the
+/// router from outside (see [`super::App`]), so it matches paths itself — with the same
+/// matcher axum routes with, over the templates the router was built from — rather than read
+/// the `MatchedPath` routing leaves inside.
+#[derive(Clone)]
+pub struct Templates(Arc<matchit::Router<&'static str>>);
+
+impl Templates {
+    /// The label of each template routed; a template not in [`super::ROUTES`] is `other`.
+    pub fn new<'a>(routed: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut matcher = matchit::Router::new();
+        for template in routed {
+            let label = super::ROUTES.iter().find(|r| **r == template).copied().unwrap_or("other");
+            // Templates come from the router, which accepted them; one it did not would
+            // only go unlabelled.
+            let _ = matcher.insert(template, label);
+        }
+        Self(Arc::new(matcher))
+    }
+
+    /// The label of the route `path` matches, `None` for a path no route matches.
+    pub fn label(&self, path: &str) -> Option<&'static str> {
+        self.0.at(path).ok().map(|m| *m.value)
     }
 }
 
@@ -61,7 +93,7 @@ impl<S> Layer<S> for EdgeLayer {
 pub struct Edge<S> {
     inner: S,
     request_timeout: Duration,
-    metrics: Option<Arc<Metrics>>,
+    counted: Option<(Arc<Metrics>, Templates)>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -83,8 +115,8 @@ where
         if size > MAX_HEADER_BYTES {
             let mut response = ApiError::headers_too_large().into_response();
             secure_headers(response.headers_mut());
-            if let Some(metrics) = &self.metrics {
-                let route = req.extensions().get::<MatchedPath>();
+            if let Some((metrics, templates)) = &self.counted {
+                let route = templates.label(req.uri().path());
                 metrics.track(req.method(), route, response.status(), started.elapsed());
             }
             return Box::pin(std::future::ready(Ok(response)));
@@ -92,16 +124,19 @@ where
         mark_sensitive(req.headers_mut(), &[AUTHORIZATION, COOKIE]);
         let request_id = request_id(req.headers());
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        // The route template routing matched (this layer wraps each route, after routing).
-        let counted = self.metrics.clone().map(|m| (m, req.extensions().get::<MatchedPath>().cloned()));
+        let counted = self.counted.as_ref().map(|(m, templates)| (Arc::clone(m), templates.label(uri.path())));
         // The service that was made ready is the one that is called (tower's contract).
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let limit = self.request_timeout;
         Box::pin(async move {
-            let mut response = match tokio::time::timeout(limit, inner.call(req)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
+            // A panic anywhere below, calling or polling, is answered with a plain 500 (the
+            // panic hook logs it) and the connection lives on.
+            let answered = AssertUnwindSafe(async move { inner.call(req).await }).catch_unwind();
+            let mut response = match tokio::time::timeout(limit, answered).await {
+                Ok(Ok(Ok(response))) => response,
+                Ok(Ok(Err(never))) => match never {},
+                Ok(Err(_panic)) => ApiError::internal().into_response(),
                 Err(_) => ApiError::request_timeout().into_response(),
             };
             let headers = response.headers_mut();
@@ -111,8 +146,8 @@ where
                 headers.insert(&REQUEST_ID, id.clone());
             }
             let elapsed = started.elapsed();
-            if let Some((metrics, route)) = &counted {
-                metrics.track(&method, route.as_ref(), response.status(), elapsed);
+            if let Some((metrics, route)) = counted {
+                metrics.track(&method, route, response.status(), elapsed);
             }
             observe(&method, &uri, response.status(), elapsed, request_id.as_ref());
             Ok(response)

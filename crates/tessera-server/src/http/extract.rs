@@ -3,17 +3,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::{Extensions, HeaderMap, HeaderName, Method};
+use axum::http::{Extensions, HeaderMap, HeaderName, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tessera_core::{AuthError, Authenticated, ClientInfo, SessionToken};
 
 pub use super::forwarded::{TrustedProxies, client_ip};
 use super::problem::ApiError;
 use super::state::AppState;
-use super::{content_type, cookies};
+use super::{MAX_BODY_BYTES, content_type, cookies};
 use crate::config::Transport;
 
 pub static CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
@@ -225,6 +226,19 @@ impl FromRequestParts<AppState> for Requested {
     }
 }
 
+/// The whole request body, refused with 413 beyond [`MAX_BODY_BYTES`]. (In place of axum's
+/// `DefaultBodyLimit` layer, which would cost every request, body or not, an extension.)
+pub async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::from_rejection(StatusCode::PAYLOAD_TOO_LARGE, String::new()))
+        }
+        Err(e) => Err(ApiError::bad_request(format!("Failed to buffer the request body: {e}"))),
+    }
+}
+
 /// `axum::Json` for a JSON object in UTF-8, with every rejection turned into a problem+json
 /// answer.
 pub struct ApiJson<T>(pub T);
@@ -232,13 +246,11 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         if !content_type::is(req.headers(), content_type::JSON) {
             return Err(ApiError::unsupported_media_type());
         }
-        let body = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))?;
+        let body = body_bytes(req).await?;
         // RFC 8259 §8.1: JSON text is UTF-8. serde_json checks the strings it keeps but skips
         // unknown members unchecked, so without this a body that is not UTF-8 got through.
         if std::str::from_utf8(&body).is_err() {

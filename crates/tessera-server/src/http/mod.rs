@@ -17,10 +17,8 @@ pub mod views;
 
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::response::IntoResponse;
-use axum::{Extension, Router};
-use tower_http::catch_panic::CatchPanicLayer;
+use axum::Router;
+use tower::Layer as _;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -97,19 +95,29 @@ pub fn api(pages: Option<pages::Pages>, metrics: bool) -> (Router<AppState>, uto
         .split_for_parts()
 }
 
+/// The whole application as one service: the edge (limits, panics, security headers,
+/// logging, metrics) around the routes.
+///
+/// The edge wraps the router once, from outside, rather than through `Router::layer`: that
+/// wraps every route on its own, and each wrapping costs an allocation of the route's service
+/// and of its future on every request — with the four layers there were, on `GET /v1/me`,
+/// more than the credential check. For the same reason the request body limit is applied
+/// where bodies are read ([`extract::body_bytes`]) and the OpenAPI document sits in the
+/// state rather than in a per-request extension.
+pub type App = edge::Edge<Router>;
+
 /// The whole application; `pages` (when given) adds tessera's own web pages.
-pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> Router {
+pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> App {
     let metrics = state.metrics.clone();
     let (routes, doc) = api(pages, metrics.is_some());
-    let doc = openapi::Serialized::new(&openapi::finish(doc, &state.cookies));
-    routes
+    let doc = openapi::finish(doc, &state.cookies);
+    // Metrics label answers by route template: the templates this server routes.
+    let templates = metrics.as_ref().map(|_| edge::Templates::new(doc.paths.paths.keys().map(String::as_str)));
+    // Set once per state; a second router for the same state serves the same document.
+    let _ = state.openapi.set(openapi::Serialized::new(&doc));
+    let router = routes
         .fallback(|| async { ApiError::not_found("no such path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .with_state(state)
-        .layer(Extension(doc))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-        // Outermost, so answers to panics, timeouts and refused requests pass it too: it
-        // counts them in the metrics (when on) by route and status.
-        .layer(edge::EdgeLayer { request_timeout, metrics })
+        .with_state(state);
+    edge::EdgeLayer { request_timeout, metrics, templates }.layer(router)
 }

@@ -7,8 +7,8 @@
 //! error) are added here to every operation, and the document describes what this server
 //! serves with its configuration: the pages are in it only when they are enabled.
 
-use axum::Extension;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr};
 use utoipa::{OpenApi, ToSchema};
 
 use super::cookies::CookiePolicy;
+use super::state::AppState;
 
 /// The media type of every error answer (RFC 9457).
 pub const PROBLEM: &str = "application/problem+json";
@@ -221,8 +222,9 @@ impl Serialized {
     description = "The OpenAPI 3.1 description of this server's API, as configured.",
     responses((status = 200, description = "The document", content_type = "application/json", body = serde_json::Value))
 )]
-pub async fn document(Extension(doc): Extension<Serialized>) -> Response {
-    let mut response = (StatusCode::OK, doc.0).into_response();
+pub async fn document(State(state): State<AppState>) -> Response {
+    let doc = state.openapi.get().map(|d| d.0.clone()).unwrap_or_default();
+    let mut response = (StatusCode::OK, doc).into_response();
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

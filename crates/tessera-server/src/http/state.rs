@@ -29,6 +29,9 @@ pub struct Shared {
     /// SHA-256 of each `verify.keys` entry: the service keys of the revocation feed. Empty
     /// disables the feed.
     pub verify_keys: Vec<TokenHash>,
+    /// `GET /openapi.json`'s answer, serialised once when the router is built (it describes
+    /// the routes as configured).
+    pub openapi: std::sync::OnceLock<super::openapi::Serialized>,
 }
 
 impl AppState {

@@ -1,25 +1,66 @@
 //! The JSON shapes of SPEC §2, built from domain values.
 
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tessera_core::account::UserView;
 use tessera_core::{Session, SessionId};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::problem::ApiError;
 use super::state::AppState;
+
+/// A JSON answer (what `axum::Json` does), serialised into a buffer sized for tessera's
+/// answers up front: axum's starts at 128 bytes and grows by copying, three times for a
+/// session's `/v1/me`.
+pub fn json<T: Serialize>(value: &T) -> Response {
+    let mut body = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => {
+            let mut response = body.into_response();
+            // Room for the edge's security headers too, so adding them does not regrow the map.
+            let headers = response.headers_mut();
+            headers.reserve(4);
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise an answer");
+            ApiError::internal().into_response()
+        }
+    }
+}
+
+/// RFC 3339 timestamps, as `time::serde::rfc3339` writes them, formatted on the stack rather
+/// than into a `String` each.
+pub mod rfc3339 {
+    use serde::Serializer;
+    use serde::ser::Error as _;
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        let mut out: &mut [u8] = &mut buf;
+        let n = t.format_into(&mut out, &Rfc3339).map_err(S::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(buf.get(..n).unwrap_or_default()).map_err(S::Error::custom)?)
+    }
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct SessionView<'a> {
     /// The session's public id (not its token).
     #[schema(value_type = String)]
     pub id: SessionId,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub last_seen_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub expires_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub idle_expires_at: OffsetDateTime,
     /// The `User-Agent` of the login that opened it.
     pub user_agent: Option<&'a str>,
@@ -50,9 +91,9 @@ impl<'a> SessionView<'a> {
 pub struct SessionSummary {
     #[schema(value_type = String)]
     pub id: SessionId,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub expires_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub idle_expires_at: OffsetDateTime,
 }
 

@@ -17,7 +17,7 @@ use crate::http::extract::{
 };
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
-use crate::http::views::SessionView;
+use crate::http::views::{self, SessionView};
 
 #[derive(Serialize, ToSchema)]
 struct Me<'a> {
@@ -35,7 +35,7 @@ struct AuthView {
     /// `cookie` or `bearer`: how this request's credential arrived.
     transport: &'static str,
     /// When the credential presented expires.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "crate::http::views::rfc3339::serialize")]
     expires_at: OffsetDateTime,
 }
 
@@ -67,7 +67,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Response {
             expires_at: caller.auth.expires_at,
         },
     };
-    axum::Json(me).into_response()
+    views::json(&me)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -94,8 +94,8 @@ struct SessionList<'a> {
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let current = caller.auth.session_id;
     let sessions = state.auth.sessions(&caller.auth.user_id).await?;
-    let views = sessions.iter().map(|s| SessionView::new(&state, s, current.as_ref())).collect();
-    Ok(axum::Json(SessionList { sessions: views }).into_response())
+    let listed = sessions.iter().map(|s| SessionView::new(&state, s, current.as_ref())).collect();
+    Ok(views::json(&SessionList { sessions: listed }))
 }
 
 /// `DELETE /v1/sessions/{id}` — only the caller's own sessions; anything else is 404.

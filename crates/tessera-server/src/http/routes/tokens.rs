@@ -1,7 +1,6 @@
 //! The token endpoints: refresh, JWKS, and the two RFC endpoints (form-encoded, as the RFCs
 //! say).
 
-use axum::Form;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderValue, StatusCode};
@@ -217,13 +216,13 @@ pub struct FormBody(TokenForm);
 impl FromRequest<AppState> for FormBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, ApiError> {
         if !content_type::is(req.headers(), content_type::FORM) {
             return Err(ApiError::unsupported_media_type());
         }
-        Form::<TokenForm>::from_request(req, state)
-            .await
-            .map(|Form(f)| FormBody(f))
-            .map_err(|r| ApiError::from_rejection(r.status(), r.body_text()))
+        let body = crate::http::extract::body_bytes(req).await?;
+        serde_urlencoded::from_bytes::<TokenForm>(&body)
+            .map(FormBody)
+            .map_err(|e| ApiError::bad_request(format!("Failed to deserialize form body: {e}")))
     }
 }
