@@ -44,8 +44,32 @@ pub mod rfc3339 {
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; 64];
         let mut out: &mut [u8] = &mut buf;
-        let n = t.format_into(&mut out, &Rfc3339).map_err(S::Error::custom)?;
-        s.serialize_str(std::str::from_utf8(buf.get(..n).unwrap_or_default()).map_err(S::Error::custom)?)
+        t.format_into(&mut out, &Rfc3339).map_err(S::Error::custom)?;
+        // The length is what the writer advanced, not what `format_into` returns: time 0.3.55
+        // leaves the fractional seconds out of its count.
+        let written = 64 - out.len();
+        s.serialize_str(std::str::from_utf8(buf.get(..written).unwrap_or_default()).map_err(S::Error::custom)?)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use proptest::prelude::*;
+        use time::OffsetDateTime;
+
+        #[derive(serde::Serialize)]
+        struct Ours(#[serde(serialize_with = "super::serialize")] OffsetDateTime);
+
+        #[derive(serde::Serialize)]
+        struct Times(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+
+        proptest! {
+            /// Byte for byte what `time::serde::rfc3339` writes, fractional seconds included.
+            #[test]
+            fn writes_what_time_writes(secs in 0i64..253_402_300_799, nanos in prop_oneof![Just(0u32), Just(700_000_000u32), 0u32..1_000_000_000]) {
+                let t = OffsetDateTime::from_unix_timestamp(secs).unwrap().replace_nanosecond(nanos).unwrap();
+                prop_assert_eq!(serde_json::to_string(&Ours(t)).unwrap(), serde_json::to_string(&Times(t)).unwrap());
+            }
+        }
     }
 }
 
