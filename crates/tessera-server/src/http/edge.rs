@@ -221,6 +221,22 @@ mod tests {
         assert_eq!(request_id(&spaced), None);
     }
 
+    #[tokio::test]
+    async fn a_panic_below_the_edge_is_a_500_problem_with_the_security_headers() {
+        let panicking = tower::service_fn(|_: Request| async move {
+            if true {
+                panic!("a handler bug");
+            }
+            Ok::<Response, Infallible>(Response::default())
+        });
+        let mut edge =
+            EdgeLayer { request_timeout: Duration::from_secs(5), metrics: None, templates: None }.layer(panicking);
+        let response = edge.call(Request::new(axum::body::Body::empty())).await.unwrap_or_else(|never| match never {});
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(response.headers()[axum::http::header::CONTENT_TYPE], "application/problem+json");
+    }
+
     #[test]
     fn sensitive_values_do_not_show_in_debug_output() {
         let mut h = HeaderMap::new();

@@ -73,6 +73,11 @@ async fn body_over_64_kib_is_413() {
     for path in ["/v1/accounts", "/v1/login"] {
         post_raw(&app, path, "application/json", body.clone()).await.assert_problem(413, "payload-too-large");
     }
+    // The form bodies (token revocation, RFC 7009) are held to the same limit.
+    let form = format!("token={}", "x".repeat(64 * 1024));
+    post_raw(&app, "/v1/revoke", "application/x-www-form-urlencoded", form)
+        .await
+        .assert_problem(413, "payload-too-large");
 }
 
 #[tokio::test]
