@@ -2,8 +2,8 @@
 //! server and tessera-verify use), two ways:
 //! - the input as a token string: nothing an attacker writes without our key may verify;
 //! - the input as a JOSE header and a claims payload (split at 0xff) that we sign with the real
-//!   HS256 key, so that every check after the signature is reached: only our exact header and
-//!   the exact claims shape may pass, and what passes must round-trip through `sign`.
+//!   HS256 key, so that every check after the signature is reached: only our header (its `typ`
+//!   in any case) and the exact claims shape may pass, and what passes must round-trip through `sign`.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -66,7 +66,12 @@ fuzz_target!(|data: &[u8]| {
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &HS256_SECRET), message.as_bytes());
     let token = format!("{message}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
     if let Ok(claims) = verify(&f.hs256, &settings(Alg::HS256), &token, f.now) {
-        let header: serde_json::Value = serde_json::from_slice(header).expect("an accepted header is JSON");
+        let mut header: serde_json::Value = serde_json::from_slice(header).expect("an accepted header is JSON");
+        // `typ` is a media type: compared case-insensitively (RFC 7515 §4.1.9), in either of
+        // RFC 9068's two spellings. Everything else must be exactly ours.
+        let typ = header["typ"].as_str().expect("an accepted header has a string typ").to_ascii_lowercase();
+        assert!(typ == "at+jwt" || typ == "application/at+jwt", "typ {typ:?} accepted");
+        header["typ"] = "at+jwt".into();
         let ours = serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": HS256_KID});
         assert_eq!(header, ours, "only tessera's own header passes");
         let payload: serde_json::Value = serde_json::from_slice(payload).expect("accepted claims are JSON");
