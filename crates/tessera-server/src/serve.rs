@@ -1,18 +1,32 @@
 //! The accept loop. axum's `serve` has no header-read timeout, so tessera drives hyper
 //! directly: a header timeout against slow-loris clients, a bounded read buffer, the peer
 //! address for the throttle, and graceful shutdown that lets in-flight requests finish.
+//!
+//! The header timeout is kept per connection, not per request. hyper's own
+//! (`header_read_timeout`) arms a timer before every request head and drops it after —
+//! a clock read, an allocation and two trips through the timer wheel's lock per request, a
+//! few percent of a `GET /v1/me`. Here each connection counts the requests it has started and
+//! finished, and a watchdog that wakes four times per timeout closes it once it has been
+//! without a request in flight, and without a new one, for the whole timeout: a client
+//! trickling a request head, or idling between requests, is cut off after 1 to 1.5 times
+//! `server.header_timeout`. A request that has started is bounded by the request timeout
+//! instead (see `http::edge`).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
+use tokio::time::{Instant, MissedTickBehavior};
 use tower::ServiceExt;
 
 use crate::http::App;
@@ -29,7 +43,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(READ_BUFFER);
+    // No timer: hyper would time every request head itself (see the module comment).
+    builder.max_buf_size(READ_BUFFER);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -46,17 +61,33 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let activity = Arc::new(Activity::default());
+        let counted = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|never| match never {})) }
+            let in_flight = InFlight::start(&counted);
+            async move {
+                let response = app.oneshot(req).await.unwrap_or_else(|never| match never {});
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        let served = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+        // Its own task: woken four times per timeout, rather than polled on every wake-up of
+        // the connection's.
+        let served = served.abort_handle();
+        tokio::spawn(async move {
+            if activity.idle_for(header_timeout, &served).await {
+                tracing::debug!(%peer, "connection closed: no request head within the header timeout");
+                served.abort();
             }
         });
     }
@@ -65,4 +96,52 @@ pub async fn serve(
         tracing::warn!("some connections did not finish within the drain timeout");
     }
     Ok(())
+}
+
+/// Requests a connection has started and finished, for its header-timeout watchdog.
+#[derive(Default)]
+struct Activity {
+    started: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Activity {
+    /// Resolves to `true` once the connection has had no request in flight and started none
+    /// for at least `timeout` (and at most 1.5 × `timeout`), the time a request head may
+    /// take; to `false` when the connection's task has ended first.
+    async fn idle_for(&self, timeout: Duration, served: &AbortHandle) -> bool {
+        let mut ticks = tokio::time::interval(timeout / 4);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticks.tick().await;
+        let (mut seen, mut quiet_since) = (0, Instant::now());
+        loop {
+            ticks.tick().await;
+            if served.is_finished() {
+                return false;
+            }
+            let started = self.started.load(Ordering::Acquire);
+            let busy = started != self.finished.load(Ordering::Acquire);
+            if busy || started != seen {
+                (seen, quiet_since) = (started, Instant::now());
+            } else if quiet_since.elapsed() >= timeout {
+                return true;
+            }
+        }
+    }
+}
+
+/// One request in flight on a connection, from its head being read to its answer.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.started.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::AcqRel);
+    }
 }

@@ -269,6 +269,32 @@ async fn client_stalling_in_headers_is_disconnected_after_header_timeout() {
 }
 
 #[tokio::test]
+async fn keep_alive_connection_idle_after_its_answer_is_closed_after_header_timeout() {
+    let app = spawn_app_with("[auth]\nmode = \"session\"\n[server]\nheader_timeout = \"1s\"\n").await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    // Requests keep the connection open past the timeout as long as they keep coming.
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..4 {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("write");
+        let n =
+            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("answered").expect("read");
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    let elapsed = start.elapsed();
+    assert!(read.is_ok(), "the server closes an idle keep-alive connection within 5 s");
+    assert!(rest.is_empty(), "nothing more is sent: {:?}", String::from_utf8_lossy(&rest));
+    assert!(elapsed >= Duration::from_millis(500), "not before the header timeout: closed after {elapsed:?}");
+}
+
+#[tokio::test]
 async fn client_stalling_in_the_body_gets_408_after_request_timeout() {
     let app = spawn_app_with("[auth]\nmode = \"session\"\n[server]\nrequest_timeout = \"1s\"\n").await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
