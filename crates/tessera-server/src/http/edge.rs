@@ -133,11 +133,11 @@ where
             // A panic anywhere below, calling or polling, is answered with a plain 500 (the
             // panic hook logs it) and the connection lives on.
             let answered = AssertUnwindSafe(async move { inner.call(req).await }).catch_unwind();
-            let mut response = match tokio::time::timeout(limit, answered).await {
-                Ok(Ok(Ok(response))) => response,
-                Ok(Ok(Err(never))) => match never {},
-                Ok(Err(_panic)) => ApiError::internal().into_response(),
-                Err(_) => ApiError::request_timeout().into_response(),
+            let mut response = match within(started + limit, answered).await {
+                Some(Ok(Ok(response))) => response,
+                Some(Ok(Err(never))) => match never {},
+                Some(Err(_panic)) => ApiError::internal().into_response(),
+                None => ApiError::request_timeout().into_response(),
             };
             let headers = response.headers_mut();
             secure_headers(headers);
@@ -153,6 +153,23 @@ where
             Ok(response)
         })
     }
+}
+
+/// `future`'s output, or `None` once `deadline` has passed. What `tokio::time::timeout` does,
+/// except that the timer is only made when the future is first pending: most answers (a
+/// session or token check served from memory) are ready at the first poll, and then no clock
+/// is read, no runtime handle fetched and no timer allocated for them.
+async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Answers carry credentials (login, refresh, password change) or personal data (`/v1/me`,
@@ -235,6 +252,20 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()[X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(response.headers()[axum::http::header::CONTENT_TYPE], "application/problem+json");
+    }
+
+    #[tokio::test]
+    async fn within_answers_ready_and_late_futures_and_times_out_the_rest() {
+        let soon = || Instant::now() + Duration::from_millis(200);
+        assert_eq!(within(soon(), async { 7 }).await, Some(7), "ready at once");
+        let late = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            8
+        };
+        assert_eq!(within(soon(), late).await, Some(8), "pending first, done before the deadline");
+        let started = Instant::now();
+        assert_eq!(within(soon(), std::future::pending::<u8>()).await, None, "never done");
+        assert!(started.elapsed() >= Duration::from_millis(190), "not before the deadline");
     }
 
     #[test]
