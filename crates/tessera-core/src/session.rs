@@ -6,6 +6,7 @@
 //! byte means a refresh token can never be presented as a session token, or the reverse.
 
 use std::fmt;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -134,8 +135,10 @@ pub struct Session {
     pub last_seen_at: OffsetDateTime,
     /// The absolute end, fixed at creation.
     pub expires_at: OffsetDateTime,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    /// Shared rather than copied, like the username: sessions are cloned out of caches on
+    /// every authenticated request.
+    pub user_agent: Option<Arc<str>>,
+    pub ip: Option<Arc<str>>,
     /// The session's refresh family, in the modes that have one (hybrid; jwt with refresh).
     pub refresh: Option<RefreshState>,
 }

@@ -24,6 +24,7 @@
 //! only: a name that exists keeps logging in if the operator tightens the setting later.
 
 use std::fmt;
+use std::sync::Arc;
 
 use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint, GeneralCategory};
 use icu_properties::{CodePointMapData, CodePointSetData};
@@ -37,9 +38,16 @@ use unicode_security::skeleton;
 pub const MIN_CHARS: usize = 3;
 pub const MAX_CHARS: usize = 64;
 
-#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Username(String);
+/// Shared, not copied: a username rides along with every session read from a cache and every
+/// answer that names the caller, and cloning it is then a reference count, not an allocation.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Username(Arc<str>);
+
+impl Serialize for Username {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsernameError {
@@ -108,7 +116,7 @@ impl Username {
         if !folded.chars().all(case_tables_agree) {
             return Err(UsernameError::NewerThanCaseTables);
         }
-        Ok(Self(folded))
+        Ok(Self(folded.into()))
     }
 
     /// [`parse`](Self::parse) plus the rules for a name being created (sign-up, `user add`).
@@ -121,8 +129,8 @@ impl Username {
     }
 
     /// Rebuilds a username that a store already normalised.
-    pub fn from_stored(s: String) -> Self {
-        Self(s)
+    pub fn from_stored(s: impl Into<Arc<str>>) -> Self {
+        Self(s.into())
     }
 
     pub fn as_str(&self) -> &str {

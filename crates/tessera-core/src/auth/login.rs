@@ -197,8 +197,8 @@ impl Auth {
             created_at: precise,
             last_seen_at: now,
             expires_at: now + self.policy.session.absolute_timeout.min(refresh_policy.ttl),
-            user_agent: client.user_agent.as_deref().map(truncate_user_agent),
-            ip: ip_string(client),
+            user_agent: client.user_agent.as_deref().map(|ua| truncate_user_agent(ua).into()),
+            ip: ip_string(client).map(Into::into),
             refresh: Some(RefreshState { generation: 0, hash: refresh.hash(), rotated_at: precise }),
         };
         self.insert_capped(&account, &session).await?;
@@ -277,8 +277,8 @@ impl Auth {
             created_at: precise,
             last_seen_at: now,
             expires_at: now + self.policy.session.absolute_timeout,
-            user_agent: client.user_agent.as_deref().map(truncate_user_agent),
-            ip: ip_string(client),
+            user_agent: client.user_agent.as_deref().map(|ua| truncate_user_agent(ua).into()),
+            ip: ip_string(client).map(Into::into),
             refresh: None,
         };
         self.insert_capped(&account, &session).await?;

@@ -25,6 +25,8 @@
 //! of a version-1 value writes the version-1 family bytes ([`encode_refresh_v1`]), so sessions
 //! created before an upgrade live on.
 
+use std::sync::Arc;
+
 use tessera_core::clock::{from_unix, from_unix_ms, to_unix, to_unix_ms};
 use tessera_core::id::{SessionId, UserId};
 use tessera_core::secret::TokenHash;
@@ -185,13 +187,13 @@ impl<'a> Reader<'a> {
         Ok(from_unix_ms(i64::try_from(u64::from_be_bytes(self.array()?)).unwrap_or(i64::MAX)))
     }
 
-    fn string(&mut self) -> Result<Option<String>, StoreError> {
+    fn string(&mut self) -> Result<Option<Arc<str>>, StoreError> {
         let len = u16::from_be_bytes(self.array()?);
         if len == NONE {
             return Ok(None);
         }
         let bytes = self.take(usize::from(len))?;
-        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| corrupt("session text (not UTF-8)"))
+        std::str::from_utf8(bytes).map(|s| Some(s.into())).map_err(|_| corrupt("session text (not UTF-8)"))
     }
 }
 
@@ -209,7 +211,7 @@ mod tests {
             created_at: from_unix(1_800_000_000),
             last_seen_at: from_unix(1_800_000_100),
             expires_at: from_unix(1_802_592_000),
-            user_agent: ua.map(str::to_owned),
+            user_agent: ua.map(Into::into),
             ip: Some("2001:db8::1".into()),
             refresh,
         }

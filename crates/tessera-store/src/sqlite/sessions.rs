@@ -81,8 +81,8 @@ impl SessionRow {
             created_at: from_unix_ms(self.created_at),
             last_seen_at: from_unix(self.last_seen_at),
             expires_at: from_unix(self.expires_at),
-            user_agent: self.user_agent,
-            ip: self.ip,
+            user_agent: self.user_agent.map(Into::into),
+            ip: self.ip.map(Into::into),
             refresh: refresh_state(self.refresh_generation, self.refresh_hash.as_deref(), self.refresh_rotated_at)?,
         })
     }
