@@ -168,7 +168,8 @@ pub struct ServerConfig {
     pub proxy_header: ProxyHeader,
     /// The whole request, body included, must arrive and be answered within this.
     pub request_timeout: Duration,
-    /// The request line and headers must arrive within this (slow-loris defence).
+    /// The request line and headers must arrive within this (slow-loris defence), and an idle
+    /// keep-alive connection is closed after it; checked per connection, so within 1.5 × this.
     pub header_timeout: Duration,
     /// Password hashes computed at once; 0 = one per core.
     pub hash_concurrency: usize,
