@@ -50,14 +50,16 @@ enum Command {
     /// schema and key prefix of its own, removed afterwards) and redis-benchmark GET beside it.
     /// With --login-flood: the server's memory (RSS) before, during and after a login flood.
     Bench {
-        /// Seconds of measurement per server.
-        #[arg(long, default_value_t = 5)]
+        /// Seconds of measurement per server and round. Short rounds, many of them: on a
+        /// shared or virtual machine whose speed drifts, ten interleaved one-second rounds give
+        /// medians that repeat; three five-second ones did not.
+        #[arg(long, default_value_t = 1)]
         seconds: u64,
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 32)]
         connections: usize,
         /// Interleaved runs per server; medians are reported.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 10)]
         rounds: usize,
         /// Measures only the modes whose name contains one of these words (comma-separated,
         /// e.g. `session,HS256`); the baselines are always measured.
