@@ -10,18 +10,22 @@
 //! without a request in flight, and without a new one, for the whole timeout: a client
 //! trickling a request head, or idling between requests, is cut off after 1 to 1.5 times
 //! `server.header_timeout`. A request that has started is bounded by the request timeout
-//! instead (see `http::edge`).
+//! instead (see `http::edge`), and a streamed answer (the revocation feed) keeps its request
+//! in flight until the stream ends.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use hyper::Response;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -70,8 +74,7 @@ pub async fn serve(
             let in_flight = InFlight::start(&counted);
             async move {
                 let response = app.oneshot(req).await.unwrap_or_else(|never| match never {});
-                drop(in_flight);
-                Ok::<_, Infallible>(response)
+                Ok::<_, Infallible>(InFlight::until_sent(in_flight, response))
             }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -137,6 +140,39 @@ impl InFlight {
     fn start(activity: &Arc<Activity>) -> Self {
         activity.started.fetch_add(1, Ordering::AcqRel);
         Self(Arc::clone(activity))
+    }
+
+    /// Ends the request with its answer. An answer of known length is written straight
+    /// away; a stream (the revocation feed) keeps the request in flight until it ends, or the
+    /// watchdog would take the connection for an idle one.
+    fn until_sent(self, response: Response<Body>) -> Response<Body> {
+        if response.body().size_hint().exact().is_some() {
+            return response;
+        }
+        response.map(|body| Body::new(Streaming { body, _in_flight: self }))
+    }
+}
+
+/// A streamed answer's body, holding its request in flight until it is dropped.
+struct Streaming {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Streaming {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -256,6 +256,22 @@ async fn heartbeats_follow_ready_while_the_copy_is_fresh() {
     }
 }
 
+/// The header timeout closes connections idle between requests; a feed is one request whose
+/// answer streams for as long as the consumer stays, and must outlive it.
+#[tokio::test]
+async fn a_feed_outlives_the_header_timeout() {
+    let toml =
+        token_toml("hybrid", &format!("[verify]\nkeys = [\"{VERIFY_KEY}\"]\n[server]\nheader_timeout = \"1s\"\n"));
+    let app = spawn_token_app(&toml).await;
+    let mut feed = Feed::open(&app, None).await;
+    feed.start().await;
+    let until = std::time::Instant::now() + StdDuration::from_secs(4);
+    while std::time::Instant::now() < until {
+        let beat = feed.next().await.expect("the stream goes on past the header timeout");
+        assert_eq!(beat.event, "heartbeat", "{beat:?}");
+    }
+}
+
 #[tokio::test]
 async fn stopping_the_server_ends_feed_connections() {
     let mut app = spawn_token_app(&feed_toml()).await;
