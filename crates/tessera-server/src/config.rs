@@ -169,7 +169,7 @@ pub struct ServerConfig {
     /// The whole request, body included, must arrive and be answered within this.
     pub request_timeout: Duration,
     /// The request line and headers must arrive within this (slow-loris defence), and an idle
-    /// keep-alive connection is closed after it; checked per connection, so within 1.5 × this.
+    /// keep-alive connection is closed after it; checked per connection, so within 1.25 × this.
     pub header_timeout: Duration,
     /// Password hashes computed at once; 0 = one per core.
     pub hash_concurrency: usize,

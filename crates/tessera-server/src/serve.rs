@@ -8,8 +8,8 @@
 //! few percent of a `GET /v1/me`. Here each connection counts the requests it has started and
 //! finished, and a watchdog that wakes four times per timeout closes it once it has been
 //! without a request in flight, and without a new one, for the whole timeout: a client
-//! trickling a request head, or idling between requests, is cut off after 1 to 1.5 times
-//! `server.header_timeout`. A request that has started is bounded by the request timeout
+//! trickling a request head, idling between requests or not reading its answer is cut off
+//! after 1 to 1.25 times `server.header_timeout`. A request that has started is bounded by the request timeout
 //! instead (see `http::edge`), and a streamed answer (the revocation feed) keeps its request
 //! in flight until the stream ends.
 
@@ -29,8 +29,8 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::task::AbortHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::sync::oneshot;
+use tokio::time::MissedTickBehavior;
 use tower::ServiceExt;
 
 use crate::http::App;
@@ -79,7 +79,11 @@ pub async fn serve(
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
+        // The watchdog learns that the connection ended when this sender is dropped (the
+        // task finished or was aborted), and ends too instead of outliving it.
+        let (ended, watched) = oneshot::channel::<()>();
         let served = tokio::spawn(async move {
+            let _ended = ended;
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
@@ -88,8 +92,8 @@ pub async fn serve(
         // the connection's.
         let served = served.abort_handle();
         tokio::spawn(async move {
-            if activity.idle_for(header_timeout, &served).await {
-                tracing::debug!(%peer, "connection closed: no request head within the header timeout");
+            if activity.idle_for(header_timeout, watched).await {
+                tracing::debug!(%peer, "connection closed: idle for the header timeout (no request, or an answer not read)");
                 served.abort();
             }
         });
@@ -109,25 +113,32 @@ struct Activity {
 }
 
 impl Activity {
-    /// Resolves to `true` once the connection has had no request in flight and started none
-    /// for at least `timeout` (and at most 1.5 × `timeout`), the time a request head may
-    /// take; to `false` when the connection's task has ended first.
-    async fn idle_for(&self, timeout: Duration, served: &AbortHandle) -> bool {
-        let mut ticks = tokio::time::interval(timeout / 4);
+    /// The watchdog's ticks per timeout.
+    const TICKS: u32 = 4;
+
+    /// Resolves to `true` once the connection has had no request in flight, and neither
+    /// started nor finished one, for `TICKS` ticks in a row after the tick that last saw it
+    /// busy or changed: at least `timeout` (ticks are never early) and at most 1.25 ×
+    /// `timeout` (plus any lateness of the ticks). Resolves to `false` when the connection's
+    /// task has ended first (`ended` closed).
+    async fn idle_for(&self, timeout: Duration, mut ended: oneshot::Receiver<()>) -> bool {
+        let mut ticks = tokio::time::interval((timeout / Self::TICKS).max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        ticks.tick().await;
-        let (mut seen, mut quiet_since) = (0, Instant::now());
+        let (mut seen, mut quiet) = (None, 0);
         loop {
-            ticks.tick().await;
-            if served.is_finished() {
-                return false;
+            tokio::select! {
+                biased;
+                _ = &mut ended => return false,
+                _ = ticks.tick() => {}
             }
-            let started = self.started.load(Ordering::Acquire);
-            let busy = started != self.finished.load(Ordering::Acquire);
-            if busy || started != seen {
-                (seen, quiet_since) = (started, Instant::now());
-            } else if quiet_since.elapsed() >= timeout {
-                return true;
+            let now = (self.started.load(Ordering::Acquire), self.finished.load(Ordering::Acquire));
+            if now.0 != now.1 || seen != Some(now) {
+                (seen, quiet) = (Some(now), 0);
+            } else {
+                quiet += 1;
+                if quiet == Self::TICKS {
+                    return true;
+                }
             }
         }
     }
@@ -179,5 +190,56 @@ impl HttpBody for Streaming {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(1);
+
+    fn watch(activity: &Arc<Activity>) -> (oneshot::Sender<()>, tokio::task::JoinHandle<bool>) {
+        let (ended, watched) = oneshot::channel();
+        let activity = Arc::clone(activity);
+        (ended, tokio::spawn(async move { activity.idle_for(TIMEOUT, watched).await }))
+    }
+
+    /// Idle is counted from the end of the last request, never from a tick that saw it busy:
+    /// a request that ends just after a tick must not shorten the timeout.
+    #[tokio::test(start_paused = true)]
+    async fn idle_is_called_between_one_and_one_and_a_quarter_timeouts_after_the_last_request() {
+        for (begins, lasts) in [(500, 240), (510, 250), (0, 1), (990, 3000)] {
+            let activity = Arc::new(Activity::default());
+            let (_ended, watchdog) = watch(&activity);
+            tokio::time::sleep(Duration::from_millis(begins)).await;
+            let request = InFlight::start(&activity);
+            tokio::time::sleep(Duration::from_millis(lasts)).await;
+            drop(request);
+            let idle_from = tokio::time::Instant::now();
+            assert!(watchdog.await.unwrap(), "idle");
+            let idle = idle_from.elapsed();
+            assert!(idle >= TIMEOUT && idle <= TIMEOUT * 5 / 4, "request {begins}+{lasts} ms: idle after {idle:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_sends_a_request_is_idle_after_the_timeout() {
+        let activity = Arc::new(Activity::default());
+        let started = tokio::time::Instant::now();
+        let (_ended, watchdog) = watch(&activity);
+        assert!(watchdog.await.unwrap());
+        assert_eq!(started.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_ends_with_its_connection() {
+        let activity = Arc::new(Activity::default());
+        let (ended, watchdog) = watch(&activity);
+        tokio::time::sleep(TIMEOUT / 10).await;
+        drop(ended);
+        let started = tokio::time::Instant::now();
+        assert!(!watchdog.await.unwrap(), "not idle: gone");
+        assert_eq!(started.elapsed(), Duration::ZERO, "at once, not at its next tick");
     }
 }

@@ -133,7 +133,7 @@ where
             // A panic anywhere below, calling or polling, is answered with a plain 500 (the
             // panic hook logs it) and the connection lives on.
             let answered = AssertUnwindSafe(async move { inner.call(req).await }).catch_unwind();
-            let mut response = match within(started + limit, answered).await {
+            let mut response = match within(started.checked_add(limit), answered).await {
                 Some(Ok(Ok(response))) => response,
                 Some(Ok(Err(never))) => match never {},
                 Some(Err(_panic)) => ApiError::internal().into_response(),
@@ -155,19 +155,27 @@ where
     }
 }
 
-/// `future`'s output, or `None` once `deadline` has passed. What `tokio::time::timeout` does,
-/// except that the timer is only made when the future is first pending: most answers (a
-/// session or token check served from memory) are ready at the first poll, and then no clock
-/// is read, no runtime handle fetched and no timer allocated for them.
-async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+/// `future`'s output, or `None` once `deadline` has passed (no deadline: never). What
+/// `tokio::time::timeout` does, except that the timer is only made when the future is first
+/// pending: most answers (a session or token check served from memory) are ready at the first
+/// poll, and then no runtime handle is fetched and no timer made or registered for them. Like
+/// tokio's, the timer is polled outside the task's cooperative budget, so a future that spends
+/// the budget every time cannot starve it.
+async fn within<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
-    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut timer = std::pin::pin!(None::<tokio::task::coop::Unconstrained<tokio::time::Sleep>>);
     std::future::poll_fn(move |cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
-        timer.as_mut().poll(cx).map(|()| None)
+        let Some(deadline) = deadline else { return Poll::Pending };
+        if timer.is_none() {
+            timer.set(Some(tokio::task::coop::unconstrained(tokio::time::sleep_until(deadline.into()))));
+        }
+        match timer.as_mut().as_pin_mut() {
+            Some(sleep) => sleep.poll(cx).map(|()| None),
+            None => Poll::Pending,
+        }
     })
     .await
 }
@@ -256,7 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn within_answers_ready_and_late_futures_and_times_out_the_rest() {
-        let soon = || Instant::now() + Duration::from_millis(200);
+        let soon = || Some(Instant::now() + Duration::from_millis(200));
         assert_eq!(within(soon(), async { 7 }).await, Some(7), "ready at once");
         let late = async {
             tokio::time::sleep(Duration::from_millis(20)).await;
