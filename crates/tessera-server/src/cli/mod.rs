@@ -51,8 +51,8 @@ enum Command {
     /// With --login-flood: the server's memory (RSS) before, during and after a login flood.
     Bench {
         /// Seconds of measurement per server and round. Short rounds, many of them: on a
-        /// shared or virtual machine whose speed drifts, ten interleaved one-second rounds give
-        /// medians that repeat; three five-second ones did not.
+        /// shared or virtual machine whose speed drifts, the medians of ten interleaved
+        /// one-second rounds are steadier than those of three five-second ones.
         #[arg(long, default_value_t = 1)]
         seconds: u64,
         /// Concurrent keep-alive connections.
