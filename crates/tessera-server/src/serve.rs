@@ -9,9 +9,9 @@
 //! finished, and a watchdog that wakes four times per timeout closes it once it has been
 //! without a request in flight, and without a new one, for the whole timeout: a client
 //! trickling a request head, idling between requests or not reading its answer is cut off
-//! after 1 to 1.25 times `server.header_timeout`. A request that has started is bounded by the request timeout
-//! instead (see `http::edge`), and a streamed answer (the revocation feed) keeps its request
-//! in flight until the stream ends.
+//! after 1 to 1.25 times `server.header_timeout`. A request that has started is bounded by
+//! the request timeout instead (see `http::edge`), and a streamed answer (the revocation
+//! feed) keeps its request in flight until the stream ends.
 
 use std::convert::Infallible;
 use std::future::Future;
