@@ -37,7 +37,8 @@ pub struct VerifiedCache {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<TokenHash, Entry>,
+    /// Keyed by SHA-256 outputs of verified tokens only, so a fast hash is safe.
+    entries: HashMap<TokenHash, Entry, foldhash::fast::RandomState>,
     flushed: HashSet<String>,
 }
 

@@ -242,6 +242,17 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             }
         }
     }
+    // How far single rounds strayed: each round's ratio to the bare handler of the same round,
+    // lowest and highest. A wide range says the machine moved, not the server.
+    let range: Vec<(f64, f64)> = runs
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&runs[0])
+                .map(|(s, bare)| 100.0 * s.rps / bare.rps)
+                .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)))
+        })
+        .collect();
     let me: Vec<Sample> = runs.iter_mut().map(|r| Sample::median(r)).collect();
     let forward: Vec<Option<Sample>> =
         forward_runs.iter_mut().map(|r| (!r.is_empty()).then(|| Sample::median(r))).collect();
@@ -250,19 +261,29 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "{:<42} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>10} {:>6}",
-        "GET /v1/me", "requests/s", "vs bare", "vs GET", "CPU µs/req", "p50 µs", "p99 µs", "Redis µs", "cred B"
+        "{:<42} {:>10} {:>8} {:>9} {:>8} {:>10} {:>8} {:>8} {:>10} {:>6}",
+        "GET /v1/me",
+        "requests/s",
+        "vs bare",
+        "rounds",
+        "vs GET",
+        "CPU µs/req",
+        "p50 µs",
+        "p99 µs",
+        "Redis µs",
+        "cred B"
     );
-    for (t, s) in targets.iter().zip(&me) {
+    for ((t, s), (lo, hi)) in targets.iter().zip(&me).zip(&range) {
         let vs_get = match get_rps {
             Some(g) if t.reads_redis => format!("{:.0}%", 100.0 * s.rps / g),
             _ => "-".to_owned(),
         };
         println!(
-            "{:<42} {:>10.0} {:>7.0}% {:>8} {:>10.1} {:>8.0} {:>8.0} {:>10} {:>6}",
+            "{:<42} {:>10.0} {:>7.0}% {:>9} {:>8} {:>10.1} {:>8.0} {:>8.0} {:>10} {:>6}",
             t.name,
             s.rps,
             100.0 * s.rps / bare_rps,
+            format!("{lo:.0}–{hi:.0}%"),
             vs_get,
             s.cpu_us,
             s.p50_us,

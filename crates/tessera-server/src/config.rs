@@ -272,7 +272,7 @@ pub enum ModeSetting {
 }
 
 /// Where credentials travel: cookies set by the server, or `Authorization: Bearer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Cookie,

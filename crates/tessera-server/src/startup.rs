@@ -66,6 +66,7 @@ impl Application {
             backend: store.clone(),
             verify_keys: config.verify.keys.iter().map(|k| TokenHash::of(k.expose().as_bytes())).collect(),
             openapi: Default::default(),
+            me_memo: crate::http::memo::Memo::new(crate::http::memo::CAPACITY),
         });
         let listener = TcpListener::bind(config.server.listen)
             .await

@@ -32,21 +32,24 @@ impl Auth {
         }
         let now = self.now();
         let policy = &self.policy.session;
-        if !policy.is_live(&session, now) {
+        let idle_end = policy.idle_expires_at(&session);
+        if now >= idle_end {
             // Expired sessions are removed on sight; a sweeper is not needed for correctness.
             self.store.delete_session(&user, &id).await?;
             return Err(AuthError::Unauthenticated);
         }
-        let session = if touch && policy.needs_touch(&session, now) {
+        let (session, idle_end) = if touch && policy.needs_touch(&session, now) {
             self.store.touch_session(&user, &id, now).await?;
-            Session { last_seen_at: now, ..session }
+            let touched = Session { last_seen_at: now, ..session };
+            let idle_end = policy.idle_expires_at(&touched);
+            (touched, idle_end)
         } else {
-            session
+            (session, idle_end)
         };
         Ok(Authenticated {
             user_id: session.user_id,
             username: session.username.clone(),
-            expires_at: policy.idle_expires_at(&session),
+            expires_at: idle_end,
             session_id: Some(session.id),
             token_id: None,
             session: Some(session),

@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod edge;
 pub mod extract;
 pub mod forwarded;
+pub mod memo;
 pub mod openapi;
 pub mod origin;
 pub mod original;

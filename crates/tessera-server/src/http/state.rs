@@ -32,6 +32,8 @@ pub struct Shared {
     /// `GET /openapi.json`'s answer, serialised once when the router is built (it describes
     /// the routes as configured).
     pub openapi: std::sync::OnceLock<super::openapi::Serialized>,
+    /// `GET /v1/me`'s answers, kept serialised (see [`super::memo`]).
+    pub me_memo: super::memo::Memo<super::routes::sessions::MeKey, super::routes::sessions::MeInputs>,
 }
 
 impl AppState {

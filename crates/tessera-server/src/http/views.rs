@@ -1,5 +1,6 @@
 //! The JSON shapes of SPEC §2, built from domain values.
 
+use axum::body::{Body, Bytes};
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -16,21 +17,30 @@ use super::state::AppState;
 /// answers up front: axum's starts at 128 bytes and grows by copying, three times for a
 /// session's `/v1/me`.
 pub fn json<T: Serialize>(value: &T) -> Response {
-    let mut body = Vec::with_capacity(1024);
-    match serde_json::to_writer(&mut body, value) {
-        Ok(()) => {
-            let mut response = body.into_response();
-            // Room for the edge's security headers too, so adding them does not regrow the map.
-            let headers = response.headers_mut();
-            headers.reserve(4);
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        }
+    match to_json(value) {
+        Ok(body) => json_answer(body),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise an answer");
             ApiError::internal().into_response()
         }
     }
+}
+
+/// `value` as JSON bytes.
+pub fn to_json<T: Serialize>(value: &T) -> Result<Bytes, serde_json::Error> {
+    let mut body = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut body, value)?;
+    Ok(Bytes::from(body))
+}
+
+/// A 200 answer of JSON bytes already serialised.
+pub fn json_answer(body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    // Room for the edge's security headers too, so adding them does not regrow the map.
+    let headers = response.headers_mut();
+    headers.reserve(4);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// RFC 3339 timestamps, as `time::serde::rfc3339` writes them, formatted on the stack rather

@@ -30,6 +30,66 @@ async fn me_with_bearer_token_describes_user_session_and_auth() {
     assert_eq!(parse_ts(&me["auth"]["expires_at"]), login_at + Duration::hours(1));
 }
 
+/// `/v1/me` keeps its serialised answer per caller; asked again it must still say what is
+/// true now: a touch moves `last_seen_at`, the other transport says so, and a session that
+/// ended is refused, never answered from what was kept.
+#[tokio::test]
+async fn me_asked_again_follows_the_session() {
+    let app =
+        spawn_app_with("[auth]\nmode = \"session\"\n[session]\nidle_timeout = \"1h\"\nabsolute_timeout = \"1d\"\n")
+            .await;
+    app.create_user("alice").await;
+    let login_at = app.now();
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let first = app.me_bearer(&login.token).await;
+    first.assert_status(200);
+    let again = app.me_bearer(&login.token).await;
+    assert_eq!(again.text, first.text, "nothing changed, so the same document");
+
+    // Past the touch interval (a minute for a one-hour idle timeout) the session is touched.
+    app.advance(Duration::minutes(2));
+    let touched = app.me_bearer(&login.token).await.json();
+    let s = &touched["session"];
+    assert_eq!(parse_ts(&s["last_seen_at"]), login_at + Duration::minutes(2), "{touched}");
+    assert_eq!(parse_ts(&s["idle_expires_at"]), login_at + Duration::minutes(62), "{touched}");
+    assert_eq!(parse_ts(&touched["auth"]["expires_at"]), login_at + Duration::minutes(62), "{touched}");
+    assert_eq!(parse_ts(&s["expires_at"]), login_at + Duration::days(1), "{touched}");
+
+    let by_cookie = app.login_cookie("alice", PASSWORD).await;
+    let cookie_me = app.me_cookie(&by_cookie.cookies).await.json();
+    assert_eq!(cookie_me["auth"]["transport"], "cookie");
+    assert_eq!(cookie_me["session"]["id"].as_str(), Some(by_cookie.session_id.as_str()));
+    assert_eq!(app.me_bearer(&login.token).await.json()["auth"]["transport"], "bearer");
+
+    app.send(app.post("/v1/logout").bearer(&login.token)).await.assert_status(204);
+    app.me_bearer(&login.token).await.assert_invalid_token();
+}
+
+/// The same in a token mode: each access token answers with its own expiry, and a revoked
+/// one is refused.
+#[tokio::test]
+async fn me_asked_again_follows_each_access_token() {
+    let app = crate::helpers::spawn_token_app("[auth]\nmode = \"hybrid\"\n[jwt]\naccess_ttl = \"10m\"\n").await;
+    app.create_user("alice").await;
+    let first_at = app.now();
+    let access = |reply: crate::helpers::Reply| {
+        reply.assert_status(200);
+        reply.json()["access_token"].as_str().expect("access_token").to_owned()
+    };
+    let first = access(app.login("alice", PASSWORD, Some("bearer")).await);
+    app.advance(Duration::minutes(3));
+    let second = access(app.login("alice", PASSWORD, Some("bearer")).await);
+    for _ in 0..2 {
+        let one = app.me_bearer(&first).await.json();
+        let two = app.me_bearer(&second).await.json();
+        assert_eq!(parse_ts(&one["auth"]["expires_at"]), first_at + Duration::minutes(10), "{one}");
+        assert_eq!(parse_ts(&two["auth"]["expires_at"]), first_at + Duration::minutes(13), "{two}");
+    }
+    app.send(app.post("/v1/logout").bearer(&first)).await.assert_status(204);
+    app.me_bearer(&first).await.assert_invalid_token();
+    app.me_bearer(&second).await.assert_status(200);
+}
+
 #[tokio::test]
 async fn me_with_session_cookie_reports_cookie_transport() {
     let app = spawn_app().await;

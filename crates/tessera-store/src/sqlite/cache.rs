@@ -60,7 +60,8 @@ pub(super) enum Revocation {
 }
 
 pub(super) struct SessionCache {
-    entries: RwLock<HashMap<SessionId, Session>>,
+    /// Keyed by random ids the server made, so a fast hash is safe.
+    entries: RwLock<HashMap<SessionId, Session, foldhash::fast::RandomState>>,
     /// Bumped, under the write lock, by every eviction. See [`SessionCache::insert_if_current`].
     generation: AtomicU64,
     capacity: usize,
@@ -73,7 +74,7 @@ pub(super) struct SessionCache {
 impl SessionCache {
     pub(super) fn new(capacity: usize) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(HashMap::default()),
             generation: AtomicU64::new(0),
             capacity,
             epoch: Instant::now(),
@@ -209,11 +210,11 @@ impl SessionCache {
 
     // A panic while holding the lock cannot leave the map half-updated in a way that matters
     // (every operation is a single map call), so a poisoned lock is used as is.
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<SessionId, Session>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<SessionId, Session, foldhash::fast::RandomState>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<SessionId, Session>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<SessionId, Session, foldhash::fast::RandomState>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 }

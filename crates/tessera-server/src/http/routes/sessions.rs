@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
@@ -5,8 +7,9 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tessera_core::account::UserView;
+use tessera_core::id::TokenId;
 use tessera_core::refresh::RefreshToken;
-use tessera_core::{AuthError, SessionId};
+use tessera_core::{AuthError, SessionId, UserId};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -22,7 +25,7 @@ use crate::http::views::{self, SessionView};
 #[derive(Serialize, ToSchema)]
 struct Me<'a> {
     #[schema(value_type = crate::http::openapi::User)]
-    user: UserView,
+    user: &'a UserView,
     /// `null` where the check did not read a server session (the token modes).
     session: Option<SessionView<'a>>,
     auth: AuthView,
@@ -56,18 +59,83 @@ struct AuthView {
     )
 )]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Response {
-    let a = &caller.auth;
-    let me = Me {
-        user: UserView { id: a.user_id, username: a.username.clone() },
+    let Caller { auth: a, transport } = caller;
+    let policy = &state.auth.policy().session;
+    let key = MeKey { user: a.user_id, session: a.session_id, token: a.token_id, transport };
+    let inputs = MeInputs {
+        user: UserView { id: a.user_id, username: a.username },
         // Token modes answer from the token alone unless the check read the session anyway.
-        session: a.session.as_ref().map(|s| SessionView::new(&state, s, &s.id)),
-        auth: AuthView {
-            mode: state.auth.policy().mode.as_str(),
-            transport: caller.transport.as_str(),
-            expires_at: caller.auth.expires_at,
-        },
+        session: a.session.map(|s| SessionInputs {
+            idle_expires_at: policy.idle_expires_at(&s),
+            id: s.id,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
+        }),
+        transport,
+        expires_at: a.expires_at,
     };
-    views::json(&me)
+    let mode = state.auth.policy().mode.as_str();
+    match state.me_memo.get_or_render(key, inputs, |inputs| views::to_json(&inputs.document(mode))) {
+        Ok(body) => views::json_answer(body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise an answer");
+            ApiError::internal().into_response()
+        }
+    }
+}
+
+/// Whose `/v1/me` document a memo entry holds: one caller's, with one credential, over one
+/// transport (see [`crate::http::memo`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MeKey {
+    user: UserId,
+    session: Option<SessionId>,
+    token: Option<TokenId>,
+    transport: Transport,
+}
+
+/// Everything `/v1/me` shows but the server's mode: the document is rendered from these
+/// alone, so equal inputs mean equal bytes and the memo may answer them.
+#[derive(PartialEq)]
+pub struct MeInputs {
+    user: UserView,
+    session: Option<SessionInputs>,
+    transport: Transport,
+    expires_at: OffsetDateTime,
+}
+
+#[derive(PartialEq)]
+struct SessionInputs {
+    id: SessionId,
+    created_at: OffsetDateTime,
+    last_seen_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    idle_expires_at: OffsetDateTime,
+    user_agent: Option<Arc<str>>,
+    ip: Option<Arc<str>>,
+}
+
+impl MeInputs {
+    fn document<'a>(&'a self, mode: &'static str) -> Me<'a> {
+        Me {
+            user: &self.user,
+            session: self.session.as_ref().map(|s| SessionView {
+                id: s.id,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: s.expires_at,
+                idle_expires_at: s.idle_expires_at,
+                user_agent: s.user_agent.as_deref(),
+                ip: s.ip.as_deref(),
+                // `/v1/me` shows the session of the request that asks.
+                current: true,
+            }),
+            auth: AuthView { mode, transport: self.transport.as_str(), expires_at: self.expires_at },
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

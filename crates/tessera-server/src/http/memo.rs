@@ -1,0 +1,134 @@
+//! Answers kept serialised, for a document a client asks for again and again while nothing in
+//! it changes: `GET /v1/me`. Serialising that document is the largest single cost of the
+//! request after the kernel's (about a fifth of tessera's own instructions for a session's),
+//! and a page or service that polls who it is gets the same bytes every time.
+//!
+//! Sound by construction: an entry holds the inputs its bytes were rendered from, the caller
+//! renders from the inputs alone, and the kept bytes are only answered when the inputs given
+//! are equal to the kept ones — a different expiry, a touched `last_seen_at`, another
+//! transport renders anew. The memo is asked only after the credential check has passed, so
+//! it never decides who is let in; it only saves writing the same JSON twice.
+//!
+//! Bounded: [`CAPACITY`] entries over [`SHARDS`] locks; a full shard drops an arbitrary entry.
+//! Nothing is rendered while a lock is held. Keys are the ids of callers whose credential
+//! passed, which no one picks, so they are hashed with a fast (seeded) hash.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::fast::RandomState;
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+
+/// Entries kept in all: about 2.5 MB at most for `/v1/me` documents of 400 bytes.
+pub const CAPACITY: usize = 4096;
+/// Locks the entries are spread over, so that requests on other cores rarely wait.
+pub const SHARDS: usize = 16;
+
+/// One lock's entries: each key's inputs and the bytes rendered from them.
+type Shard<K, V> = Mutex<HashMap<K, (V, Bytes), RandomState>>;
+
+pub struct Memo<K, V> {
+    shards: Box<[Shard<K, V>]>,
+    per_shard: usize,
+    hasher: RandomState,
+}
+
+impl<K: Hash + Eq + Clone, V: PartialEq> Memo<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        let per_shard = capacity.div_ceil(SHARDS).max(1);
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+            per_shard,
+            hasher: RandomState::default(),
+        }
+    }
+
+    /// The bytes rendered from `inputs`: the kept ones when `key`'s entry was rendered from
+    /// equal inputs, otherwise `render(&inputs)`'s, which are then kept (a render that fails
+    /// keeps nothing).
+    pub fn get_or_render<E>(&self, key: K, inputs: V, render: impl FnOnce(&V) -> Result<Bytes, E>) -> Result<Bytes, E> {
+        let shard = &self.shards[self.hasher.hash_one(&key) as usize % self.shards.len()];
+        {
+            // A poisoned lock only means a panic elsewhere while it was held; the map is
+            // still whole (nothing here panics half-way through an update).
+            let kept = shard.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((kept_inputs, bytes)) = kept.get(&key)
+                && *kept_inputs == inputs
+            {
+                return Ok(bytes.clone());
+            }
+        }
+        let bytes = render(&inputs)?;
+        let mut kept = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= self.per_shard && !kept.contains_key(&key) {
+            let evicted = kept.keys().next().cloned();
+            if let Some(evicted) = evicted {
+                kept.remove(&evicted);
+            }
+        }
+        kept.insert(key, (inputs, bytes.clone()));
+        Ok(bytes)
+    }
+
+    /// Entries kept now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::convert::Infallible;
+
+    use super::*;
+
+    fn render(calls: &Cell<u32>) -> impl FnOnce(&u32) -> Result<Bytes, Infallible> + '_ {
+        move |v| {
+            calls.set(calls.get() + 1);
+            Ok(Bytes::from(v.to_string()))
+        }
+    }
+
+    #[test]
+    fn equal_inputs_are_answered_from_the_memo_and_changed_ones_render_anew() {
+        let memo = Memo::new(64);
+        let calls = Cell::new(0);
+        assert_eq!(memo.get_or_render("a", 1, render(&calls)).unwrap(), "1");
+        assert_eq!(memo.get_or_render("a", 1, render(&calls)).unwrap(), "1");
+        assert_eq!(calls.get(), 1, "the second ask with equal inputs renders nothing");
+        assert_eq!(memo.get_or_render("a", 2, render(&calls)).unwrap(), "2", "changed inputs are never answered stale");
+        assert_eq!(memo.get_or_render("b", 2, render(&calls)).unwrap(), "2");
+        assert_eq!(calls.get(), 3, "another key renders its own");
+        assert_eq!(
+            memo.get_or_render("a", 1, render(&calls)).unwrap(),
+            "1",
+            "back to the first inputs: rendered again"
+        );
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[test]
+    fn a_failed_render_keeps_nothing() {
+        let memo: Memo<&str, u32> = Memo::new(64);
+        assert_eq!(memo.get_or_render("a", 1, |_| Err("no")), Err("no"));
+        assert_eq!(memo.len(), 0);
+        let calls = Cell::new(0);
+        memo.get_or_render("a", 1, render(&calls)).unwrap();
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn it_never_holds_more_than_its_capacity() {
+        let memo = Memo::new(SHARDS * 4);
+        let calls = Cell::new(0);
+        for key in 0..10_000u32 {
+            assert_eq!(memo.get_or_render(key, key, render(&calls)).unwrap(), key.to_string());
+        }
+        // Ten thousand keys fill every shard; a full one evicts one entry, not all of them.
+        assert_eq!(memo.len(), SHARDS * 4);
+    }
+}
