@@ -21,7 +21,9 @@ use std::sync::Mutex;
 
 use axum::body::Bytes;
 
-/// Entries kept in all: about 2.5 MB at most for `/v1/me` documents of 400 bytes.
+/// Entries kept in all: about 3 MB at most for `/v1/me` documents of 400 bytes and their
+/// inputs. An entry outlives the session it shows until evicted (never answered after the
+/// session ends: the credential check refuses first).
 pub const CAPACITY: usize = 4096;
 /// Locks the entries are spread over, so that requests on other cores rarely wait.
 pub const SHARDS: usize = 16;

@@ -65,29 +65,29 @@ async fn me_asked_again_follows_the_session() {
     app.me_bearer(&login.token).await.assert_invalid_token();
 }
 
-/// The same in a token mode: each access token answers with its own expiry, and a revoked
-/// one is refused.
+/// The same in a token mode: two access tokens of one session (before and after a refresh)
+/// and one of another session each answer with their own expiry, and a revoked one is refused.
 #[tokio::test]
 async fn me_asked_again_follows_each_access_token() {
     let app = crate::helpers::spawn_token_app("[auth]\nmode = \"hybrid\"\n[jwt]\naccess_ttl = \"10m\"\n").await;
     app.create_user("alice").await;
     let first_at = app.now();
-    let access = |reply: crate::helpers::Reply| {
-        reply.assert_status(200);
-        reply.json()["access_token"].as_str().expect("access_token").to_owned()
-    };
-    let first = access(app.login("alice", PASSWORD, Some("bearer")).await);
-    app.advance(Duration::minutes(3));
-    let second = access(app.login("alice", PASSWORD, Some("bearer")).await);
+    let first = app.login_tokens("alice", PASSWORD).await;
+    app.advance(Duration::minutes(2));
+    let refreshed = app.refresh_ok(first.refresh()).await;
+    assert_eq!(refreshed.sid(), first.sid(), "the same session");
+    app.advance(Duration::minutes(1));
+    let other = app.login_tokens("alice", PASSWORD).await;
     for _ in 0..2 {
-        let one = app.me_bearer(&first).await.json();
-        let two = app.me_bearer(&second).await.json();
-        assert_eq!(parse_ts(&one["auth"]["expires_at"]), first_at + Duration::minutes(10), "{one}");
-        assert_eq!(parse_ts(&two["auth"]["expires_at"]), first_at + Duration::minutes(13), "{two}");
+        for (token, expires) in [(&first.access, 10), (&refreshed.access, 12), (&other.access, 13)] {
+            let me = app.me_bearer(token).await.json();
+            assert_eq!(parse_ts(&me["auth"]["expires_at"]), first_at + Duration::minutes(expires), "{me}");
+        }
     }
-    app.send(app.post("/v1/logout").bearer(&first)).await.assert_status(204);
-    app.me_bearer(&first).await.assert_invalid_token();
-    app.me_bearer(&second).await.assert_status(200);
+    app.send(app.post("/v1/logout").bearer(&first.access)).await.assert_status(204);
+    app.me_bearer(&first.access).await.assert_invalid_token();
+    app.me_bearer(&refreshed.access).await.assert_invalid_token();
+    app.me_bearer(&other.access).await.assert_status(200);
 }
 
 #[tokio::test]

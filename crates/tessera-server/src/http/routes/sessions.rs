@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
@@ -66,25 +67,34 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Response {
         user: UserView { id: a.user_id, username: a.username },
         // Token modes answer from the token alone unless the check read the session anyway.
         session: a.session.map(|s| SessionInputs {
-            idle_expires_at: policy.idle_expires_at(&s),
+            idle_expires_at: utc(policy.idle_expires_at(&s)),
             id: s.id,
-            created_at: s.created_at,
-            last_seen_at: s.last_seen_at,
-            expires_at: s.expires_at,
+            created_at: utc(s.created_at),
+            last_seen_at: utc(s.last_seen_at),
+            expires_at: utc(s.expires_at),
             user_agent: s.user_agent,
             ip: s.ip,
         }),
         transport,
-        expires_at: a.expires_at,
+        expires_at: utc(a.expires_at),
     };
     let mode = state.auth.policy().mode.as_str();
-    match state.me_memo.get_or_render(key, inputs, |inputs| views::to_json(&inputs.document(mode))) {
+    // Kept at its length: the serialiser's buffer is larger, and a memo entry lives long.
+    let render = |inputs: &MeInputs| views::to_json(&inputs.document(mode)).map(|b| Bytes::copy_from_slice(&b));
+    match state.me_memo.get_or_render(key, inputs, render) {
         Ok(body) => views::json_answer(body),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise an answer");
             ApiError::internal().into_response()
         }
     }
+}
+
+/// `t` in UTC, as every time tessera keeps already is. `OffsetDateTime`'s equality compares
+/// instants and ignores offsets while the document shows them, so the memo's inputs hold one
+/// offset only: equal inputs must mean equal bytes.
+fn utc(t: OffsetDateTime) -> OffsetDateTime {
+    t.to_offset(time::UtcOffset::UTC)
 }
 
 /// Whose `/v1/me` document a memo entry holds: one caller's, with one credential, over one
