@@ -22,6 +22,12 @@ macro_rules! id128 {
                 &self.0
             }
 
+            /// The 22-character base64url form, written into `out`: what `Display` writes,
+            /// without a `String`.
+            pub fn encode_into<'a>(&self, out: &'a mut [u8; 22]) -> &'a str {
+                b64_into(&self.0, out).unwrap_or_default()
+            }
+
             /// Parses the 22-character base64url form; anything else is `None`.
             pub fn parse(s: &str) -> Option<Self> {
                 b64_decode_exact::<16>(s).map(Self)
@@ -30,7 +36,7 @@ macro_rules! id128 {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(b64_into(&self.0, &mut [0u8; 22]).unwrap_or_default())
+                f.write_str(self.encode_into(&mut [0u8; 22]))
             }
         }
 
