@@ -15,11 +15,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
-
-use foldhash::fast::RandomState;
 use std::sync::Mutex;
 
 use axum::body::Bytes;
+use foldhash::fast::RandomState;
 
 /// Entries kept in all: about 3 MB at most for `/v1/me` documents of 400 bytes and their
 /// inputs. An entry outlives the session it shows until evicted (never answered after the

@@ -17,13 +17,7 @@ use super::state::AppState;
 /// answers up front: axum's starts at 128 bytes and grows by copying, three times for a
 /// session's `/v1/me`.
 pub fn json<T: Serialize>(value: &T) -> Response {
-    match to_json(value) {
-        Ok(body) => json_answer(body),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialise an answer");
-            ApiError::internal().into_response()
-        }
-    }
+    json_answer(to_json(value))
 }
 
 /// `value` as JSON bytes.
@@ -33,8 +27,15 @@ pub fn to_json<T: Serialize>(value: &T) -> Result<Bytes, serde_json::Error> {
     Ok(Bytes::from(body))
 }
 
-/// A 200 answer of JSON bytes already serialised.
-pub fn json_answer(body: Bytes) -> Response {
+/// A 200 answer of JSON bytes already serialised, or a 500 problem when serialising failed.
+pub fn json_answer(body: Result<Bytes, serde_json::Error>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise an answer");
+            return ApiError::internal().into_response();
+        }
+    };
     let mut response = Response::new(Body::from(body));
     // Room for the edge's security headers too, so adding them does not regrow the map.
     let headers = response.headers_mut();

@@ -81,13 +81,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Response {
     let mode = state.auth.policy().mode.as_str();
     // Kept at its length: the serialiser's buffer is larger, and a memo entry lives long.
     let render = |inputs: &MeInputs| views::to_json(&inputs.document(mode)).map(|b| Bytes::copy_from_slice(&b));
-    match state.me_memo.get_or_render(key, inputs, render) {
-        Ok(body) => views::json_answer(body),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialise an answer");
-            ApiError::internal().into_response()
-        }
-    }
+    views::json_answer(state.me_memo.get_or_render(key, inputs, render))
 }
 
 /// `t` in UTC, as every time tessera keeps already is. `OffsetDateTime`'s equality compares
