@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
+use futures_util::FutureExt as _;
 use hyper::Response;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
@@ -31,7 +32,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::MissedTickBehavior;
-use tower::ServiceExt;
+use tower::Service as _;
 
 use crate::http::App;
 
@@ -70,12 +71,15 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            let app = app.clone();
             let in_flight = InFlight::start(&counted);
-            async move {
-                let response = app.oneshot(req).await.unwrap_or_else(|never| match never {});
+            // The app is always ready (its router is), so it is called at once; and the answer
+            // is mapped, not awaited in an `async` block, which would hold the app's future
+            // twice over in the slot hyper copies it into.
+            let answer = app.clone().call(req);
+            answer.map(move |answered| {
+                let response = answered.unwrap_or_else(|never| match never {});
                 Ok::<_, Infallible>(InFlight::until_sent(in_flight, response))
-            }
+            })
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);

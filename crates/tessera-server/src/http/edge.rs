@@ -32,6 +32,7 @@ use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE, X_CON
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
+use futures_util::future::CatchUnwind;
 use tower::{Layer, Service};
 
 use super::MAX_HEADER_BYTES;
@@ -98,86 +99,152 @@ pub struct Edge<S> {
 
 impl<S> Service<Request> for Edge<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible>,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = EdgeFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> EdgeFuture<S::Future> {
         let started = Instant::now();
-        let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-        if size > MAX_HEADER_BYTES {
-            let mut response = ApiError::headers_too_large().into_response();
-            secure_headers(response.headers_mut());
-            if let Some((metrics, templates)) = &self.counted {
-                let route = templates.label(req.uri().path());
-                metrics.track(req.method(), route, response.status(), started.elapsed());
-            }
-            return Box::pin(std::future::ready(Ok(response)));
-        }
-        mark_sensitive(req.headers_mut(), &[AUTHORIZATION, COOKIE]);
+        let size = weigh_and_mark(req.headers_mut());
         let request_id = request_id(req.headers());
         let (method, uri) = (req.method().clone(), req.uri().clone());
         let counted = self.counted.as_ref().map(|(m, templates)| (Arc::clone(m), templates.label(uri.path())));
-        // The service that was made ready is the one that is called (tower's contract).
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        let limit = self.request_timeout;
-        Box::pin(async move {
-            // A panic anywhere below, calling or polling, is answered with a plain 500 (the
-            // panic hook logs it) and the connection lives on.
-            let answered = AssertUnwindSafe(async move { inner.call(req).await }).catch_unwind();
-            let mut response = match within(started.checked_add(limit), answered).await {
-                Some(Ok(Ok(response))) => response,
-                Some(Ok(Err(never))) => match never {},
-                Some(Err(_panic)) => ApiError::internal().into_response(),
-                None => ApiError::request_timeout().into_response(),
-            };
-            let headers = response.headers_mut();
-            secure_headers(headers);
-            mark_sensitive(headers, &[SET_COOKIE]);
-            if let Some(id) = &request_id {
-                headers.insert(&REQUEST_ID, id.clone());
+        let state = if size > MAX_HEADER_BYTES {
+            State::Refused { response: Some(ApiError::headers_too_large().into_response()) }
+        } else {
+            // The service that was made ready is called; routing is synchronous and the
+            // handlers run when polled, but a panic here is answered all the same.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+                Ok(future) => {
+                    let deadline = started.checked_add(self.request_timeout);
+                    State::Called { answer: Deadline::new(deadline, AssertUnwindSafe(future).catch_unwind()) }
+                }
+                Err(_panic) => State::Refused { response: Some(ApiError::internal().into_response()) },
             }
-            let elapsed = started.elapsed();
-            if let Some((metrics, route)) = counted {
-                metrics.track(&method, route, response.status(), elapsed);
-            }
-            observe(&method, &uri, response.status(), elapsed, request_id.as_ref());
-            Ok(response)
-        })
+        };
+        EdgeFuture { state, seen: Seen { started, method, uri, request_id, counted } }
     }
 }
 
-/// `future`'s output, or `None` once `deadline` has passed (no deadline: never). What
-/// `tokio::time::timeout` does, except that the timer is only made when the future is first
-/// pending: most answers (a session or token check served from memory) are ready at the first
-/// poll, and then no runtime handle is fetched and no timer made or registered for them. Like
-/// tokio's, the timer is polled outside the task's cooperative budget, so a future that spends
-/// the budget every time cannot starve it.
-async fn within<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut timer = std::pin::pin!(None::<tokio::task::coop::Unconstrained<tokio::time::Sleep>>);
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+pin_project_lite::pin_project! {
+    /// The answer of one request as it leaves the edge. A named future rather than a boxed
+    /// `async` block: it lives in the connection's slot for the request in flight, where an
+    /// `async` block would be allocated, and copied whole, once more per request.
+    pub struct EdgeFuture<F> {
+        #[pin]
+        state: State<F>,
+        seen: Seen,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        /// The inner service was called; a panic while it is polled is caught.
+        Called { #[pin] answer: Deadline<CatchUnwind<AssertUnwindSafe<F>>> },
+        /// Answered at the edge (headers too large, a panic while calling).
+        Refused { response: Option<Response> },
+    }
+}
+
+/// What the edge noted of a request on its way in, for the answer on its way out.
+struct Seen {
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    request_id: Option<HeaderValue>,
+    counted: Option<(Arc<Metrics>, Option<&'static str>)>,
+}
+
+impl<F> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.state.project() {
+            StateProj::Called { answer } => match std::task::ready!(answer.poll(cx)) {
+                Some(Ok(Ok(response))) => response,
+                Some(Ok(Err(never))) => match never {},
+                // The panic hook has logged it; the connection lives on.
+                Some(Err(_panic)) => ApiError::internal().into_response(),
+                None => ApiError::request_timeout().into_response(),
+            },
+            StateProj::Refused { response } => response.take().unwrap_or_else(|| ApiError::internal().into_response()),
+        };
+        Poll::Ready(Ok(this.seen.answer(response)))
+    }
+}
+
+impl Seen {
+    /// The answer as it leaves: security headers, the request id, counted and logged.
+    fn answer(&mut self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        secure_headers(headers);
+        for (name, value) in headers.iter_mut() {
+            if name == SET_COOKIE {
+                value.set_sensitive(true);
+            }
+        }
+        if let Some(id) = &self.request_id {
+            headers.insert(&REQUEST_ID, id.clone());
+        }
+        let elapsed = self.started.elapsed();
+        if let Some((metrics, route)) = &self.counted {
+            metrics.track(&self.method, *route, response.status(), elapsed);
+        }
+        observe(&self.method, &self.uri, response.status(), elapsed, self.request_id.as_ref());
+        response
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `future`'s output, or `None` once `deadline` has passed (no deadline: never). What
+    /// `tokio::time::timeout` does, except that the timer is only made when the future is
+    /// first pending: most answers (a session or token check served from memory) are ready at
+    /// the first poll, and then no runtime handle is fetched and no timer made or registered
+    /// for them. Like tokio's, the timer is polled outside the task's cooperative budget, so a
+    /// future that spends the budget every time cannot starve it.
+    pub struct Deadline<F> {
+        #[pin]
+        future: F,
+        #[pin]
+        timer: Option<tokio::task::coop::Unconstrained<tokio::time::Sleep>>,
+        deadline: Option<Instant>,
+    }
+}
+
+impl<F> Deadline<F> {
+    fn new(deadline: Option<Instant>, future: F) -> Self {
+        Deadline { future, timer: None, deadline }
+    }
+}
+
+impl<F: Future> Future for Deadline<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Some(output));
         }
-        let Some(deadline) = deadline else { return Poll::Pending };
-        if timer.is_none() {
-            timer.set(Some(tokio::task::coop::unconstrained(tokio::time::sleep_until(deadline.into()))));
+        let Some(deadline) = *this.deadline else { return Poll::Pending };
+        if this.timer.is_none() {
+            this.timer.set(Some(tokio::task::coop::unconstrained(tokio::time::sleep_until(deadline.into()))));
         }
-        match timer.as_mut().as_pin_mut() {
+        match this.timer.as_pin_mut() {
             Some(sleep) => sleep.poll(cx).map(|()| None),
             None => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 /// Answers carry credentials (login, refresh, password change) or personal data (`/v1/me`,
@@ -189,19 +256,17 @@ pub fn secure_headers(headers: &mut HeaderMap) {
     headers.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
 }
 
-fn mark_sensitive(headers: &mut HeaderMap, names: &[HeaderName]) {
-    for name in names {
-        // `entry` makes room for an insert first; a plain lookup costs less on the common
-        // answer, where the header is not there at all.
-        if !headers.contains_key(name) {
-            continue;
-        }
-        if let axum::http::header::Entry::Occupied(mut entry) = headers.entry(name) {
-            for value in entry.iter_mut() {
-                value.set_sensitive(true);
-            }
+/// The size of a request's headers, as the limit counts it; on the same walk (a lookup by
+/// name would hash it), `Authorization` and `Cookie` values are marked sensitive.
+fn weigh_and_mark(headers: &mut HeaderMap) -> usize {
+    let mut size = 0;
+    for (name, value) in headers.iter_mut() {
+        size += name.as_str().len() + value.len() + 4;
+        if name == AUTHORIZATION || name == COOKIE {
+            value.set_sensitive(true);
         }
     }
+    size
 }
 
 /// The client's `X-Request-Id`, when it sent exactly one that is short and printable.
@@ -266,16 +331,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn within_answers_ready_and_late_futures_and_times_out_the_rest() {
+    async fn a_panic_while_calling_the_service_is_a_500_problem_too() {
+        let panicking = tower::service_fn(|_: Request| {
+            if true {
+                panic!("a routing bug");
+            }
+            std::future::ready(Ok::<Response, Infallible>(Response::default()))
+        });
+        let mut edge =
+            EdgeLayer { request_timeout: Duration::from_secs(5), metrics: None, templates: None }.layer(panicking);
+        let response = edge.call(Request::new(axum::body::Body::empty())).await.unwrap_or_else(|never| match never {});
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+
+    #[tokio::test]
+    async fn the_deadline_answers_ready_and_late_futures_and_times_out_the_rest() {
         let soon = || Some(Instant::now() + Duration::from_millis(200));
-        assert_eq!(within(soon(), async { 7 }).await, Some(7), "ready at once");
+        assert_eq!(Deadline::new(soon(), async { 7 }).await, Some(7), "ready at once");
         let late = async {
             tokio::time::sleep(Duration::from_millis(20)).await;
             8
         };
-        assert_eq!(within(soon(), late).await, Some(8), "pending first, done before the deadline");
+        assert_eq!(Deadline::new(soon(), late).await, Some(8), "pending first, done before the deadline");
         let started = Instant::now();
-        assert_eq!(within(soon(), std::future::pending::<u8>()).await, None, "never done");
+        assert_eq!(Deadline::new(soon(), std::future::pending::<u8>()).await, None, "never done");
         assert!(started.elapsed() >= Duration::from_millis(190), "not before the deadline");
     }
 
@@ -285,7 +365,8 @@ mod tests {
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer secret-token"));
         h.append(COOKIE, HeaderValue::from_static("a=1"));
         h.append(COOKIE, HeaderValue::from_static("b=secret-cookie"));
-        mark_sensitive(&mut h, &[AUTHORIZATION, COOKIE]);
+        let size = weigh_and_mark(&mut h);
+        assert_eq!(size, "authorization".len() + 19 + 4 + 2 * ("cookie".len() + 4) + 3 + 15);
         let shown = format!("{h:?}");
         assert!(!shown.contains("secret"), "{shown}");
     }

@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod edge;
 pub mod extract;
 pub mod forwarded;
+pub mod hot;
 pub mod memo;
 pub mod openapi;
 pub mod origin;
@@ -97,7 +98,8 @@ pub fn api(pages: Option<pages::Pages>, metrics: bool) -> (Router<AppState>, uto
 }
 
 /// The whole application as one service: the edge (limits, panics, security headers,
-/// logging, metrics) around the routes.
+/// logging, metrics) around the routes, the hot paths answered ahead of the router (see
+/// [`hot`]).
 ///
 /// The edge wraps the router once, from outside, rather than through `Router::layer`: that
 /// wraps every route on its own, and each wrapping costs an allocation of the route's service
@@ -105,7 +107,7 @@ pub fn api(pages: Option<pages::Pages>, metrics: bool) -> (Router<AppState>, uto
 /// more than the credential check. For the same reason the request body limit is applied
 /// where bodies are read ([`extract::body_bytes`]) and the OpenAPI document sits in the
 /// state rather than in a per-request extension.
-pub type App = edge::Edge<Router>;
+pub type App = edge::Edge<hot::Routes>;
 
 /// The whole application; `pages` (when given) adds tessera's own web pages.
 pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::Pages>) -> App {
@@ -119,6 +121,6 @@ pub fn router(state: AppState, request_timeout: Duration, pages: Option<pages::P
     let router = routes
         .fallback(|| async { ApiError::not_found("no such path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .with_state(state);
-    edge::EdgeLayer { request_timeout, metrics, templates }.layer(router)
+        .with_state(state.clone());
+    edge::EdgeLayer { request_timeout, metrics, templates }.layer(hot::Routes::new(router, state))
 }

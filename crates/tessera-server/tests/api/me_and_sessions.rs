@@ -294,3 +294,38 @@ async fn deleting_a_session_without_credentials_is_401() {
 fn decode_b64url(s: &str) -> Vec<u8> {
     tessera_core::secret::b64_decode_exact::<65>(s).expect("a session token decodes to 65 bytes").to_vec()
 }
+
+/// `GET /v1/me` and `GET /v1/forward-auth` skip the router (the hot paths); every other
+/// method and spelling of their paths is the router's, and answers as it always did.
+#[tokio::test]
+async fn the_hot_paths_answer_as_the_router_does_around_them() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let login = app.login_bearer("alice", PASSWORD).await;
+    let bearer = |rb: reqwest::RequestBuilder| {
+        rb.header("authorization", format!("Bearer {}", login.token)).header("tessera-transport", "bearer")
+    };
+    let get = app.send(bearer(app.get("/v1/me"))).await;
+    get.assert_status(200);
+    assert_eq!(get.header("content-type"), Some("application/json"));
+    assert_eq!(get.header("content-length"), Some(get.text.len().to_string().as_str()));
+    assert_eq!(get.header("cache-control"), Some("no-store"));
+    assert_eq!(get.header("x-content-type-options"), Some("nosniff"));
+    // A query string does not change the path.
+    app.send(bearer(app.get("/v1/me?x=1"))).await.assert_status(200);
+    // HEAD is the router's GET without a body.
+    let head = app.send(bearer(app.req(Method::HEAD, "/v1/me"))).await;
+    head.assert_status(200);
+    assert!(head.text.is_empty());
+    app.send(bearer(app.post("/v1/me"))).await.assert_problem(405, "method-not-allowed");
+    app.send(bearer(app.get("/v1/me/"))).await.assert_problem(404, "not-found");
+    app.send(bearer(app.get("/v1/ME"))).await.assert_problem(404, "not-found");
+    app.send(bearer(app.post("/v1/forward-auth"))).await.assert_problem(405, "method-not-allowed");
+    // Rejected by the credential check on the hot path: the same problem as on any route.
+    app.send(app.get("/v1/me").header("tessera-transport", "bearer")).await.assert_401("unauthenticated");
+    app.send(app.get("/v1/me").header("tessera-transport", "nonsense")).await.assert_problem(400, "invalid-request");
+    let forward = app.send(bearer(app.get("/v1/forward-auth"))).await;
+    forward.assert_status(200);
+    assert_eq!(forward.header("tessera-user-id"), Some(login.user_id.as_str()));
+}
