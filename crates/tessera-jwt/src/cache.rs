@@ -9,8 +9,13 @@
 //! key we still trust". The caller must still, on every request, check `exp` against its clock
 //! and run the revocation check (denylist or allowlist) — the claims are returned for that.
 //!
-//! Entries are keyed by SHA-256 of the token, so the cache holds no bearer credentials, and
-//! each remembers the `kid` that verified it: when a key stops being trusted, [`flush_kid`]
+//! A token is looked up by SHA-256 of its signature segment, and an entry is used only when the
+//! rest of the token — the signing input, header and payload, which carry no secret — is byte
+//! for byte the one verified: a hit means the very same string, as if the whole token were
+//! hashed, for a fraction of the hashing (a token is some 400 bytes, seven SHA-256 blocks, its
+//! signature one or two; SHA-256 was the largest part of a cached check). The cache holds no
+//! bearer credential: a signing input is useless without its signature, and the signature is
+//! kept only as a hash. Each entry remembers the `kid` that verified it: when a key stops being trusted, [`flush_kid`]
 //! drops its entries. A flushed `kid` is remembered too, so a verification that raced with the
 //! flush cannot put an entry for that key back. The cache is bounded; when full it is cleared
 //! (simple, and a miss costs only one verification).
@@ -37,14 +42,25 @@ pub struct VerifiedCache {
 
 #[derive(Default)]
 struct Inner {
-    /// Keyed by SHA-256 outputs of verified tokens only, so a fast hash is safe.
+    /// Keyed by SHA-256 of verified tokens' signature segments only, so a fast hash is safe.
     entries: HashMap<TokenHash, Entry, foldhash::fast::RandomState>,
     flushed: HashSet<String>,
 }
 
 struct Entry {
+    /// The verified token's signing input (`header.payload`).
+    signed: Box<str>,
     kid: Arc<str>,
     claims: Arc<AccessClaims>,
+}
+
+/// A token as the cache sees it: its signing input, and the hash of its signature segment.
+fn split(token: &str) -> Option<(&str, TokenHash)> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let (signed, signature) = token.rsplit_once('.')?;
+    Some((signed, TokenHash::of(signature.as_bytes())))
 }
 
 impl VerifiedCache {
@@ -55,12 +71,9 @@ impl VerifiedCache {
 
     /// The claims of `token` if it was verified before. Still check `exp` and revocation.
     pub fn get(&self, token: &str) -> Option<Arc<AccessClaims>> {
-        if token.len() > MAX_TOKEN_LEN {
-            return None;
-        }
-        let hash = TokenHash::of(token.as_bytes());
+        let (signed, hash) = split(token)?;
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        inner.entries.get(&hash).map(|e| Arc::clone(&e.claims))
+        inner.entries.get(&hash).filter(|e| *e.signed == *signed).map(|e| Arc::clone(&e.claims))
     }
 
     /// Remembers that `token` was just verified against `keys` and said `claims`. Only call it
@@ -76,14 +89,11 @@ impl VerifiedCache {
     }
 
     fn insert_if(&self, token: &str, trusted: impl FnOnce(&str) -> bool, claims: Arc<AccessClaims>) {
-        if token.len() > MAX_TOKEN_LEN {
-            return;
-        }
+        let Some((signed, hash)) = split(token) else { return };
         let Some(kid) = header_kid(token) else { return };
         if !trusted(&kid) {
             return;
         }
-        let hash = TokenHash::of(token.as_bytes());
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         if inner.flushed.contains(&kid) {
             return;
@@ -91,7 +101,7 @@ impl VerifiedCache {
         if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&hash) {
             inner.entries.clear();
         }
-        inner.entries.insert(hash, Entry { kid: kid.into(), claims });
+        inner.entries.insert(hash, Entry { signed: signed.into(), kid: kid.into(), claims });
     }
 
     /// Forgets every token verified by `kid`, now and for good: call it when the key leaves
@@ -181,6 +191,23 @@ mod tests {
         assert!(Arc::ptr_eq(&hit, &claims));
         assert!(cache.get(&token(&keys)).is_none());
         assert!(cache.get(&format!("{t}x")).is_none());
+    }
+
+    /// A hit needs both halves: the signature (looked up by its hash) and the signing input
+    /// (compared), so a verified token's signature on other claims, or its claims under
+    /// another signature, is a miss — left to the full verification, which refuses both.
+    #[test]
+    fn a_hit_needs_the_same_signing_input_and_the_same_signature() {
+        let (cache, keys) = (VerifiedCache::new(10), keyset());
+        let (t, other) = (token(&keys), token(&keys));
+        verified(&cache, &keys, &t);
+        let (signed, signature) = t.rsplit_once('.').unwrap();
+        let (other_signed, other_signature) = other.rsplit_once('.').unwrap();
+        assert!(cache.get(&format!("{other_signed}.{signature}")).is_none(), "another payload, this signature");
+        assert!(cache.get(&format!("{signed}.{other_signature}")).is_none(), "this payload, another signature");
+        assert!(cache.get(&format!("x{t}")).is_none(), "another header");
+        assert!(cache.get(signature).is_none(), "the signature alone");
+        assert!(cache.get(&t).is_some());
     }
 
     #[test]

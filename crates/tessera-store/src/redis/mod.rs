@@ -350,10 +350,14 @@ impl Keys {
     /// One allocation of the right size (`format!` starts small and grows, twice for this
     /// key): this runs on every request of session mode and the allowlist.
     fn session(&self, user: &UserId, id: &tessera_core::id::SessionId) -> String {
-        use std::fmt::Write as _;
-        // An id is 16 bytes, 22 characters of base64url.
+        // Read on every request of session mode: pieces pushed, not formatted. An id is 16
+        // bytes, 22 characters of base64url.
         let mut key = String::with_capacity(self.prefix.len() + ":{u:}:s:".len() + 2 * 22);
-        let _ = write!(key, "{}:{{u:{user}}}:s:{id}", self.prefix);
+        key.push_str(&self.prefix);
+        key.push_str(":{u:");
+        key.push_str(user.encode_into(&mut [0; 22]));
+        key.push_str("}:s:");
+        key.push_str(id.encode_into(&mut [0; 22]));
         key
     }
 
