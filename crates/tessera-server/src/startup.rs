@@ -66,7 +66,10 @@ impl Application {
             backend: store.clone(),
             verify_keys: config.verify.keys.iter().map(|k| TokenHash::of(k.expose().as_bytes())).collect(),
             openapi: Default::default(),
-            me_memo: crate::http::memo::Memo::new(crate::http::memo::CAPACITY),
+            // About 3 MB at most for documents of 400 bytes and their inputs. An entry outlives
+            // the session it shows until evicted, never answered after the session ends: the
+            // credential check refuses first.
+            me_memo: tessera_store::memo::Memo::new(4096),
         });
         let listener = TcpListener::bind(config.server.listen)
             .await

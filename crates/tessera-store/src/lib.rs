@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod distributed;
+pub mod memo;
 pub mod postgres;
 pub mod redis;
 mod sql;

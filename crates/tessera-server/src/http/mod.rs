@@ -7,7 +7,6 @@ pub mod edge;
 pub mod extract;
 pub mod forwarded;
 pub mod hot;
-pub mod memo;
 pub mod openapi;
 pub mod origin;
 pub mod original;

@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use tessera_core::Auth;
 use tessera_core::secret::TokenHash;
 
@@ -32,8 +33,8 @@ pub struct Shared {
     /// `GET /openapi.json`'s answer, serialised once when the router is built (it describes
     /// the routes as configured).
     pub openapi: std::sync::OnceLock<super::openapi::Serialized>,
-    /// `GET /v1/me`'s answers, kept serialised (see [`super::memo`]).
-    pub me_memo: super::memo::Memo<super::routes::sessions::MeKey, super::routes::sessions::MeInputs>,
+    /// `GET /v1/me`'s answers, kept serialised (see [`tessera_store::memo`]).
+    pub me_memo: tessera_store::memo::Memo<super::routes::sessions::MeKey, super::routes::sessions::MeInputs, Bytes>,
 }
 
 impl AppState {

@@ -35,11 +35,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::memo::Memo;
 use futures_util::StreamExt as _;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RetryMethod, TlsCertificates, Value};
-use tessera_core::id::UserId;
+use tessera_core::id::{SessionId, UserId};
+use tessera_core::session::Session;
 use tessera_core::store::StoreError;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -49,6 +51,8 @@ pub use self::tls::RedisTls;
 /// A command (or a reconnection attempt) that takes longer than this counts as an outage.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Sessions whose key and decoded form each memo keeps: about 2 MB in all at most.
+const SESSIONS_KEPT: usize = 4096;
 /// Between attempts to restore a lost subscription: doubling from the first to the second.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
 const RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_secs(1);
@@ -74,6 +78,11 @@ pub struct RedisStore {
 struct Inner {
     conn: Conn,
     keys: Keys,
+    /// Read on every request of session mode (and of the allowlist): each session's key, and
+    /// the session decoded from the bytes last read (see [`crate::memo`]), so that a session
+    /// read again unchanged is not formatted, allocated and converted again.
+    session_keys: Memo<(UserId, SessionId), (), Arc<str>>,
+    decoded: Memo<(UserId, SessionId), Vec<u8>, Session>,
     /// The sessions' idle timeout in milliseconds (0: not set, keys expire at the absolute
     /// end only). See [`RedisStore::set_session_idle_timeout`].
     idle_ms: AtomicI64,
@@ -164,6 +173,8 @@ impl RedisStore {
             inner: Arc::new(Inner {
                 conn,
                 keys,
+                session_keys: Memo::new(SESSIONS_KEPT),
+                decoded: Memo::new(SESSIONS_KEPT),
                 idle_ms: AtomicI64::new(0),
                 changes,
                 subscriber: Mutex::new(Some(subscriber)),
@@ -333,6 +344,14 @@ impl RedisStore {
 
     fn keys(&self) -> &Keys {
         &self.inner.keys
+    }
+
+    /// [`Keys::session`], kept: a session's key is read on every request that uses it.
+    fn session_key(&self, user: &UserId, id: &SessionId) -> Arc<str> {
+        let made = self.inner.session_keys.get_or_render((*user, *id), (), |()| {
+            Ok::<_, std::convert::Infallible>(self.keys().session(user, id).into())
+        });
+        made.unwrap_or_else(|never| match never {})
     }
 }
 

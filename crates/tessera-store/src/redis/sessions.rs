@@ -280,11 +280,13 @@ impl SessionStore for RedisStore {
 
     async fn session(&self, user: &UserId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let value: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.keys().session(user, id))
+            .arg(&*self.session_key(user, id))
             .query_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
-        value.map(|v| decode(*user, *id, &v)).transpose()
+        // The same bytes decode to the same session: a session read again unchanged is
+        // given back as decoded last time.
+        value.map(|v| self.inner.decoded.get_or_render((*user, *id), v, |v| decode(*user, *id, v))).transpose()
     }
 
     async fn touch_session(&self, user: &UserId, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {

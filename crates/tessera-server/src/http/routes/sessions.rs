@@ -92,7 +92,7 @@ fn utc(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// Whose `/v1/me` document a memo entry holds: one caller's, with one credential, over one
-/// transport (see [`crate::http::memo`]).
+/// transport (see [`tessera_store::memo`]).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MeKey {
     user: UserId,

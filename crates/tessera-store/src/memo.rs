@@ -1,42 +1,39 @@
-//! Answers kept serialised, for a document a client asks for again and again while nothing in
-//! it changes: `GET /v1/me`. Serialising that document is the largest single cost of the
-//! request after the kernel's (about a fifth of tessera's own instructions for a session's),
-//! and a page or service that polls who it is gets the same bytes every time.
+//! Results kept for work repeated on every request with the same inputs: the server's
+//! `GET /v1/me` document, serialised (about a fifth of tessera's own instructions for a
+//! session's request), and a session read from Redis, decoded (its text fields allocated, its
+//! times converted, on every request of session mode).
 //!
-//! Sound by construction: an entry holds the inputs its bytes were rendered from, the caller
-//! renders from the inputs alone, and the kept bytes are only answered when the inputs given
-//! are equal to the kept ones — a different expiry, a touched `last_seen_at`, another
-//! transport renders anew. The memo is asked only after the credential check has passed, so
-//! it never decides who is let in; it only saves writing the same JSON twice.
+//! Sound by construction: an entry holds the inputs its output was made from, the caller makes
+//! the output from the inputs alone, and the kept output is only given back when the inputs
+//! given are equal to the kept ones — a different expiry, a touched `last_seen_at`, other
+//! stored bytes make it anew. A memo never decides who is let in; it only saves making the
+//! same output twice.
 //!
-//! Bounded: [`CAPACITY`] entries over [`SHARDS`] locks; a full shard drops an arbitrary entry.
-//! Nothing is rendered while a lock is held. Keys are the ids of callers whose credential
-//! passed, which no one picks, so they are hashed with a fast (seeded) hash.
+//! Bounded: a fixed number of entries over [`SHARDS`] locks; a full shard drops an arbitrary
+//! entry. Nothing is made while a lock is held. Keys are ids no one picks freely (callers
+//! whose credential passed, sessions named by a token), hashed with a fast seeded hash.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 
-use axum::body::Bytes;
 use foldhash::fast::RandomState;
 
-/// Entries kept in all: about 3 MB at most for `/v1/me` documents of 400 bytes and their
-/// inputs. An entry outlives the session it shows until evicted (never answered after the
-/// session ends: the credential check refuses first).
-pub const CAPACITY: usize = 4096;
 /// Locks the entries are spread over, so that requests on other cores rarely wait.
 pub const SHARDS: usize = 16;
 
-/// One lock's entries: each key's inputs and the bytes rendered from them.
-type Shard<K, V> = Mutex<HashMap<K, (V, Bytes), RandomState>>;
+/// One lock's entries: each key's inputs and the output made from them.
+type Shard<K, V, O> = Mutex<HashMap<K, (V, O), RandomState>>;
 
-pub struct Memo<K, V> {
-    shards: Box<[Shard<K, V>]>,
+/// Outputs `O` made from inputs `V`, one per key `K`.
+pub struct Memo<K, V, O> {
+    shards: Box<[Shard<K, V, O>]>,
     per_shard: usize,
     hasher: RandomState,
 }
 
-impl<K: Hash + Eq + Clone, V: PartialEq> Memo<K, V> {
+impl<K: Hash + Eq + Clone, V: PartialEq, O: Clone> Memo<K, V, O> {
+    /// A memo of at most `capacity` entries (rounded up to a multiple of [`SHARDS`]).
     pub fn new(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS).max(1);
         Self {
@@ -46,22 +43,22 @@ impl<K: Hash + Eq + Clone, V: PartialEq> Memo<K, V> {
         }
     }
 
-    /// The bytes rendered from `inputs`: the kept ones when `key`'s entry was rendered from
-    /// equal inputs, otherwise `render(&inputs)`'s, which are then kept (a render that fails
-    /// keeps nothing).
-    pub fn get_or_render<E>(&self, key: K, inputs: V, render: impl FnOnce(&V) -> Result<Bytes, E>) -> Result<Bytes, E> {
+    /// The output made from `inputs`: the kept one when `key`'s entry was made from equal
+    /// inputs, otherwise `render(&inputs)`'s, which is then kept (a render that fails keeps
+    /// nothing).
+    pub fn get_or_render<E>(&self, key: K, inputs: V, render: impl FnOnce(&V) -> Result<O, E>) -> Result<O, E> {
         let shard = &self.shards[self.hasher.hash_one(&key) as usize % self.shards.len()];
         {
             // A poisoned lock only means a panic elsewhere while it was held; the map is
             // still whole (nothing here panics half-way through an update).
             let kept = shard.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((kept_inputs, bytes)) = kept.get(&key)
+            if let Some((kept_inputs, output)) = kept.get(&key)
                 && *kept_inputs == inputs
             {
-                return Ok(bytes.clone());
+                return Ok(output.clone());
             }
         }
-        let bytes = render(&inputs)?;
+        let output = render(&inputs)?;
         let mut kept = shard.lock().unwrap_or_else(|p| p.into_inner());
         if kept.len() >= self.per_shard && !kept.contains_key(&key) {
             let evicted = kept.keys().next().cloned();
@@ -69,8 +66,8 @@ impl<K: Hash + Eq + Clone, V: PartialEq> Memo<K, V> {
                 kept.remove(&evicted);
             }
         }
-        kept.insert(key, (inputs, bytes.clone()));
-        Ok(bytes)
+        kept.insert(key, (inputs, output.clone()));
+        Ok(output)
     }
 
     /// Entries kept now.
@@ -87,10 +84,10 @@ mod tests {
 
     use super::*;
 
-    fn render(calls: &Cell<u32>) -> impl FnOnce(&u32) -> Result<Bytes, Infallible> + '_ {
+    fn render(calls: &Cell<u32>) -> impl FnOnce(&u32) -> Result<String, Infallible> + '_ {
         move |v| {
             calls.set(calls.get() + 1);
-            Ok(Bytes::from(v.to_string()))
+            Ok(v.to_string())
         }
     }
 
@@ -114,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_failed_render_keeps_nothing() {
-        let memo: Memo<&str, u32> = Memo::new(64);
+        let memo: Memo<&str, u32, String> = Memo::new(64);
         assert_eq!(memo.get_or_render("a", 1, |_| Err("no")), Err("no"));
         assert_eq!(memo.len(), 0);
         let calls = Cell::new(0);
