@@ -10,8 +10,10 @@
 //! same output twice.
 //!
 //! Bounded: a fixed number of entries over [`SHARDS`] locks; a full shard drops an arbitrary
-//! entry. Nothing is made while a lock is held. Keys are ids no one picks freely (callers
-//! whose credential passed, sessions named by a token), hashed with a fast seeded hash.
+//! entry. Nothing is made while a lock is held. Keys are ids — of callers whose credential
+//! passed, of sessions a presented token names (which anyone can make up: a flood of made-up
+//! ones only pushes other entries out) — hashed with a fast hash seeded per memo, so no one
+//! can aim many keys at one shard's lookups.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -70,6 +72,13 @@ impl<K: Hash + Eq + Clone, V: PartialEq, O: Clone> Memo<K, V, O> {
         Ok(output)
     }
 
+    /// Drops `key`'s entry, if any: for outputs that should not outlive what they were made
+    /// from (a session that ended).
+    pub fn forget(&self, key: &K) {
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % self.shards.len()];
+        shard.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
     /// Entries kept now.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -107,6 +116,18 @@ mod tests {
             "back to the first inputs: rendered again"
         );
         assert_eq!(calls.get(), 4);
+    }
+
+    #[test]
+    fn a_forgotten_entry_is_made_anew() {
+        let memo = Memo::new(64);
+        let calls = Cell::new(0);
+        memo.get_or_render("a", 1, render(&calls)).unwrap();
+        memo.forget(&"a");
+        memo.forget(&"never kept");
+        assert_eq!(memo.len(), 0);
+        memo.get_or_render("a", 1, render(&calls)).unwrap();
+        assert_eq!(calls.get(), 2);
     }
 
     #[test]

@@ -55,10 +55,10 @@ impl Service<Request> for Routes {
 
     fn call(&mut self, req: Request) -> Self::Future {
         if req.method() == Method::GET {
-            let state = self.state.clone();
             match req.uri().path() {
-                "/v1/me" => return Either::Right(Box::pin(me(state, req))),
+                "/v1/me" => return Either::Right(Box::pin(me(self.state.clone(), req))),
                 "/v1/forward-auth" => {
+                    let state = self.state.clone();
                     return Either::Right(Box::pin(
                         async move { Ok(forward_auth::forward_auth(State(state), req).await) },
                     ));

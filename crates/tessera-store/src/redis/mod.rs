@@ -346,6 +346,13 @@ impl RedisStore {
         &self.inner.keys
     }
 
+    /// Drops what the memos keep of a session that ended here (one that expires in Redis is
+    /// pushed out in time, and never given back: its `GET` answers nothing first).
+    fn forget_session(&self, user: &UserId, id: &SessionId) {
+        self.inner.session_keys.forget(&(*user, *id));
+        self.inner.decoded.forget(&(*user, *id));
+    }
+
     /// [`Keys::session`], kept: a session's key is read on every request that uses it.
     fn session_key(&self, user: &UserId, id: &SessionId) -> Arc<str> {
         let made = self.inner.session_keys.get_or_render((*user, *id), (), |()| {

@@ -379,6 +379,7 @@ impl RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
+        self.forget_session(user, id);
         value.map(|v| usable_until(&v)).transpose()
     }
 
@@ -404,6 +405,7 @@ impl RedisStore {
                 let mut rows = deleted.into_iter();
                 while let Some(id) = rows.next() {
                     let id = session_id(id)?;
+                    self.forget_session(user, &id);
                     let value = rows.next().flatten().ok_or_else(|| corrupt("session listing"))?;
                     ended.push((id, usable_until(&value)?));
                 }
