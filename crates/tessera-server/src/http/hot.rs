@@ -5,8 +5,8 @@
 //! The router is built for many routes: it matches the path, records the matched route and
 //! its parameters as request extensions, calls the route through a boxed service whose future
 //! is boxed again, and boxes the handler's future, moving the request and the futures around
-//! at each step. On `GET /v1/me` that was about a tenth of tessera's own cost per request,
-//! more than the credential check. Here the path is compared once and the handler called.
+//! at each step. On `GET /v1/me` that was 7% of tessera's own instructions per request (2.1k
+//! of 28.2k in callgrind). Here the path is compared once and the handler called.
 //!
 //! Nothing else changes: the handlers, their extractors and their rejections are the ones the
 //! router calls, and the router still routes both paths for every other method (a `HEAD`, a
